@@ -1,0 +1,131 @@
+"""MLflow logging for one training run (a single `mscm train`, or one trial of a search).
+
+Everything goes through an explicit run id with :class:`mlflow.MlflowClient`, so it is safe to call
+from callbacks in long-lived Ray processes without touching MLflow's global "active run".
+Writes for one run come from one process at a time (SQLite has a single writer).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, dump_yaml, flatten, to_dict
+from ..paths import default_artifact_root, default_tracking_uri
+
+MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The configured URI, else $MLFLOW_TRACKING_URI, else the SQLite store under the project."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    # With a local SQLite store the artifacts live beside it (not in ./mlruns of whatever the CWD is).
+    location = default_artifact_root() if tracking_uri == default_tracking_uri() else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that opens the MLflow UI on this store (bound to localhost, light on memory)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    extra = ""
+    if tracking_uri == default_tracking_uri():
+        extra = f" --default-artifact-root {default_artifact_root()}"
+    return (
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host 127.0.0.1 --port 5000 "
+        f"--backend-store-uri {tracking_uri}{extra}"
+    )
+
+
+def config_params(cfg: RunConfig) -> dict[str, str]:
+    return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(to_dict(cfg)).items()}
+
+
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numeric, finite entries only (MLflow rejects NaN/inf in some stores; strings are not metrics)."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool):
+            v = float(v)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out[k] = float(v)
+    return out
+
+
+class RunLogger:
+    """One MLflow run: params, per-epoch metrics, artifacts, the logged model, the final status."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        experiment: str,
+        *,
+        run_name: str,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+    ):
+        from mlflow import MlflowClient
+
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(self.tracking_uri)
+        self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri)
+        if run_id is None:
+            all_tags = dict(tags or {})
+            if parent_run_id:
+                all_tags["mlflow.parentRunId"] = parent_run_id
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            run_id = run.info.run_id
+        self.run_id = run_id
+
+    def log_config(self, cfg: RunConfig, extra_params: dict[str, Any] | None = None) -> None:
+        from mlflow.entities import Param
+
+        params = config_params(cfg)
+        params.update({k: str(v)[:MAX_PARAM_LEN] for k, v in (extra_params or {}).items()})
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        self.client.log_text(self.run_id, dump_yaml(cfg), "config/run.yaml")
+
+    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k.replace("@", "_"), v, now, step) for k, v in finite_metrics(metrics).items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, local_file: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local_file), artifact_path)
+
+    def log_model(self, checkpoint_dir: str | Path) -> str:
+        """Log the checkpoint's inference model with mlflow.pytorch; returns its model URI."""
+        from .model_logging import log_embedding_model
+
+        model_uri = log_embedding_model(self.tracking_uri, self.run_id, checkpoint_dir)
+        self.client.set_tag(self.run_id, "model_uri", model_uri)
+        return model_uri
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)

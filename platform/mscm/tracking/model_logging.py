@@ -1,0 +1,39 @@
+"""Log a checkpoint's inference model (:class:`~mscm.model.inference.EmbeddingModel`) with mlflow.pytorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_model
+
+
+def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
+    from ..model.inference import EmbeddingModel
+
+    model, cfg, payload = load_model(checkpoint_dir, "cpu")
+    return EmbeddingModel(model, feature=cfg.eval.feature).eval(), cfg, payload
+
+
+def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
+    """Log in the safe "pt2" (torch.export) format, which loads without unpickling code; returns the model URI."""
+    import mlflow
+    import mlflow.pytorch
+
+    module, cfg, payload = embedding_model_from_checkpoint(checkpoint_dir)
+    h, w = cfg.data.height, cfg.data.width
+    example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.tensor([0, 1], dtype=torch.int64))
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            module,
+            name="model",
+            input_example=example,
+            serialization_format="pt2",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"input": "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared",
+                      "output": "float32 (B,D) L2-normalised", "height": h, "width": w,
+                      "feature": cfg.eval.feature, "epoch": payload["epoch"]},
+        )
+    return info.model_uri

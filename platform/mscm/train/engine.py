@@ -1,0 +1,218 @@
+"""One worker's share of an MSCMNet training run, independent of Ray.
+
+``Engine`` owns the model, optimiser, schedule, sampler, augmentations and evaluation of one DDP rank
+and exposes epoch-sized steps plus a resumable state. ``mscm.train.worker`` drives it inside Ray Train;
+tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import RunConfig
+from ..data import build_dataset, holdout_identities
+from ..data.augment import QuadAugment
+from ..data.cache import ImageCache
+from ..data.loader import build_train_loader
+from ..losses import MSCMLoss
+from ..model import build_model
+from .optim import build_optimizer, build_scheduler
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the run cannot continue."""
+
+
+@dataclass
+class PreparedData:
+    dataset: Any
+    train_visible: ImageCache
+    train_infrared: ImageCache
+    warnings: list[str]
+
+
+def prepare_data(cfg: RunConfig, *, progress: bool = True) -> PreparedData:
+    """Read (or generate) the dataset, hold out validation ids if asked, and open the train caches."""
+    dataset = build_dataset(cfg.data)
+    if cfg.data.val_identities:
+        dataset = holdout_identities(dataset, cfg.data.val_identities, seed=cfg.train.seed)
+    cache_dir = cfg.data.cache_dir
+    vis = ImageCache(dataset.train_visible, cfg.data.height, cfg.data.width, cache_dir,
+                     skip_corrupt=cfg.data.skip_corrupt, progress=progress)
+    ir = ImageCache(dataset.train_infrared, cfg.data.height, cfg.data.width, cache_dir,
+                    skip_corrupt=cfg.data.skip_corrupt, progress=progress)
+    return PreparedData(dataset, vis, ir, list(dataset.warnings))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        device: torch.device | str = "cpu",
+        wrap_model: Callable[[nn.Module], nn.Module] | None = None,
+        progress: bool = False,
+    ):
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.device = torch.device(device)
+        self.on_gpu = self.device.type == "cuda"
+        seed_everything(cfg.train.seed + rank)
+        self.data = prepare_data(cfg, progress=progress and rank == 0)
+        ds = self.data.dataset
+        self.num_classes = ds.num_classes
+
+        model = build_model(cfg.model, ds.num_classes, cfg.data.height, cfg.data.width).to(self.device)
+        self.memory_format = torch.channels_last if (self.on_gpu and cfg.train.channels_last) else torch.contiguous_format
+        model = model.to(memory_format=self.memory_format)
+        self.model = wrap_model(model) if wrap_model else model
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision) if self.on_gpu else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
+        self.criterion = MSCMLoss(cfg.loss, cfg.model.streams)
+        self.augment = QuadAugment(cfg.augment, cfg.model.streams)
+        self.loader = build_train_loader(
+            self.data.train_visible, self.data.train_infrared, ds, cfg.data,
+            rank=rank, world_size=world_size, seed=cfg.train.seed,
+        )
+        self.epoch = 0  # epochs completed
+        self.best: dict[str, Any] = {"score": -math.inf, "epoch": None, "metrics": {}}
+        self._eval_caches: tuple[ImageCache, ImageCache] | None = None
+
+    @property
+    def module(self) -> nn.Module:
+        return getattr(self.model, "module", self.model)
+
+    # -- training ---------------------------------------------------------------------------
+    def _all_finite(self, value: torch.Tensor) -> bool:
+        flag = torch.isfinite(value.detach()).all().to(torch.int32).reshape(1)
+        if self.world_size > 1 and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)  # every rank stops at the same step
+        return bool(flag.item())
+
+    def train_epoch(self) -> dict[str, float]:
+        """Run one epoch; returns epoch means of the loss terms plus lr, accuracy and throughput."""
+        cfg, epoch = self.cfg, self.epoch
+        self.model.train()
+        self.loader.set_epoch(epoch)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed((cfg.train.seed * 1_000_003 + epoch * 1_009 + self.rank) % 2**63)
+        sums: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), device=self.device)
+        seen = 0
+        views_seen = 0
+        start = time.perf_counter()
+        for step, (vis, ir, labels) in enumerate(self.loader):
+            vis = vis.to(self.device, non_blocking=True)
+            ir = ir.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            views = [v.contiguous(memory_format=self.memory_format) for v in self.augment(vis, ir, gen)]
+            targets = labels.repeat(len(views))
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                out = self.model(*views)
+            terms = self.criterion(out, targets)
+            loss = terms["total"]
+            if not self._all_finite(loss):
+                detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                raise NonFiniteLossError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {detail}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.train.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, torch.zeros((), device=self.device)) + v.detach().float()
+            correct += (out.logits.detach().argmax(1) == targets).sum()
+            seen += 1
+            views_seen += targets.numel()
+        if self.on_gpu:
+            torch.cuda.synchronize(self.device)
+        elapsed = time.perf_counter() - start
+        lrs = {f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
+        self.scheduler.step()
+        self.epoch += 1
+        stats = torch.stack([*(sums[k] for k in sorted(sums)), correct, torch.tensor(float(views_seen), device=self.device)])
+        if self.world_size > 1 and dist.is_initialized():
+            dist.all_reduce(stats)
+            stats /= self.world_size
+        keys = sorted(sums)
+        metrics = {f"loss/{k}": float(stats[i]) / max(seen, 1) for i, k in enumerate(keys)}
+        metrics["train/accuracy"] = float(stats[len(keys)] / max(float(stats[len(keys) + 1]), 1.0))
+        metrics.update(lrs)
+        metrics["perf/epoch_time_s"] = elapsed
+        metrics["perf/images_per_s"] = views_seen / elapsed if elapsed > 0 else 0.0  # per worker, trunk images
+        metrics["perf/steps"] = seen
+        return metrics
+
+    # -- evaluation -------------------------------------------------------------------------
+    def eval_caches(self) -> tuple[ImageCache, ImageCache]:
+        if self._eval_caches is None:
+            ds, cfg = self.data.dataset, self.cfg
+            self._eval_caches = (
+                ImageCache(ds.test_visible, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
+                           skip_corrupt=cfg.data.skip_corrupt, progress=False),
+                ImageCache(ds.test_infrared, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
+                           skip_corrupt=cfg.data.skip_corrupt, progress=False),
+            )
+        return self._eval_caches
+
+    def evaluate(self, trials: int | None = None):
+        """Evaluate the current weights on the configured protocol (rank 0 only, unwrapped model)."""
+        from ..eval import evaluate
+
+        vis, ir = self.eval_caches()
+        return evaluate(
+            self.module, self.data.dataset, self.cfg.eval, vis, ir,
+            trials=trials, device=self.device, amp_dtype=self.amp_dtype,
+        )
+
+    def update_best(self, score: float, metrics: dict[str, float]) -> bool:
+        if score > self.best["score"]:
+            self.best = {"score": score, "epoch": self.epoch, "metrics": dict(metrics)}
+            return True
+        return False
+
+    # -- state ------------------------------------------------------------------------------
+    def train_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.loader.state_dict(),
+            "best": self.best,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        }
+
+    def load_train_state(self, state: dict[str, Any], model_state: dict[str, torch.Tensor]) -> None:
+        from ..checkpoint import load_state_strict
+
+        load_state_strict(self.module, model_state, "checkpoint")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.loader.load_state_dict(state["sampler"])
+        self.best = state["best"]
+        self.epoch = int(state["epoch"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])

@@ -1,0 +1,46 @@
+"""Optimiser with the paper's two learning-rate groups, and its per-epoch warm-up + step schedule."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import torch
+from torch import nn
+
+from ..config import OptimConfig, ScheduleConfig
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Head (BN-neck + classifier) at ``lr``; everything else at ``lr * backbone_lr_scale``.
+
+    mscmnet.md section 5: base lr 0.1 for the BN-neck and classifier, 0.01 for stems, trunk, NL and ALBs;
+    SGD with Nesterov momentum 0.9 and weight decay 5e-4 on all groups.
+    """
+    groups = getattr(model, "module", model).parameter_groups()
+    param_groups = [
+        {"params": groups["head"], "lr": cfg.lr, "name": "head"},
+        {"params": groups["backbone"], "lr": cfg.lr * cfg.backbone_lr_scale, "name": "backbone"},
+    ]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(epoch: int, cfg: ScheduleConfig) -> float:
+    """Multiplier of the base learning rates at ``epoch`` (0-based).
+
+    Linear warm-up from ``warmup_start_factor`` over ``warmup_epochs`` (factor = s*(1 - e/W) + e/W), then
+    ``gamma`` at each milestone (bisect_right, as the authors' LRSchedulerWithWarmup).
+    """
+    if epoch < cfg.warmup_epochs:
+        t = epoch / cfg.warmup_epochs
+        return cfg.warmup_start_factor * (1 - t) + t
+    return cfg.gamma ** bisect_right(list(cfg.milestones), epoch)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Stepped once per epoch, after the epoch's iterations."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg))

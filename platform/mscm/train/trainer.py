@@ -1,0 +1,138 @@
+"""Build the Ray Train ``TorchTrainer`` of a run, and run one training logged to MLflow (`mscm train`)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import ray.train
+
+from ..config import RunConfig, to_dict
+from ..paths import ray_results_dir
+from .worker import SCORE_KEY, train_loop_per_worker
+
+
+def storage_path_of(cfg: RunConfig) -> str:
+    path = cfg.train.storage_path or str(ray_results_dir())
+    if "://" not in path:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
+    """A TorchTrainer for ``cfg``: DDP over ``train.num_workers`` workers, nccl on GPUs, gloo on CPUs.
+
+    Checkpoints: the best ``checkpoints_to_keep`` by the selection metric plus the latest (Ray always
+    keeps the latest, which is what a restarted worker group resumes from).
+    """
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    resources = {"CPU": cfg.train.cpus_per_worker}
+    if cfg.train.use_gpu:
+        resources["GPU"] = cfg.train.gpus_per_worker
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"run": to_dict(cfg)},
+        torch_config=TorchConfig(backend="nccl" if cfg.train.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu, resources_per_worker=resources,
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage_path_of(cfg),
+            callbacks=list(callbacks),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.train.checkpoints_to_keep,
+                checkpoint_score_attribute=SCORE_KEY,
+                checkpoint_score_order="max",
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
+        ),
+    )
+
+
+def best_checkpoint_path(result) -> str | None:
+    """Path of the kept checkpoint with the highest selection score (not simply the last one)."""
+    best, best_score = None, -math.inf
+    for checkpoint, metrics in result.best_checkpoints or []:
+        score = metrics.get(SCORE_KEY, -math.inf)
+        if best is None or score > best_score:
+            best, best_score = checkpoint, score
+    return best.path if best is not None else None
+
+
+class MlflowEpochCallback(ray.train.UserCallback):
+    """A Ray Train callback (runs in the TrainController) that logs each report to one MLflow run."""
+
+    def __init__(self, tracking_uri: str, run_id: str, experiment: str):
+        self.tracking_uri, self.run_id, self.experiment = tracking_uri, run_id, experiment
+        self._logger = None
+
+    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
+        from ..tracking.mlflow_run import RunLogger
+
+        if self._logger is None:
+            self._logger = RunLogger(self.tracking_uri, self.experiment, run_name="", run_id=self.run_id)
+        rank0 = metrics[0]
+        self._logger.log_metrics(rank0, step=int(rank0.get("epoch", 0)))
+
+
+@dataclass
+class TrainOutcome:
+    run_id: str
+    tracking_uri: str
+    best_checkpoint: str | None
+    final_metrics: dict[str, Any]
+    storage_path: str
+
+
+def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: str | None = None) -> TrainOutcome:
+    """Train once on Ray Train and log it to MLflow: params, config, per-epoch and system metrics,
+    the best checkpoint, its CMC plot and evaluation JSON, and the model (mlflow.pytorch)."""
+    from ..raycluster import init_ray
+    from ..tracking.mlflow_run import RunLogger, ui_command
+    from .worker import CMC_FILE, EVAL_FILE
+
+    init_ray(ray_address)
+    name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    logger = RunLogger(cfg.tracking.tracking_uri, cfg.tracking.experiment, run_name=name,
+                       tags={"mscm.kind": "train", "mscm.dataset": cfg.data.dataset})
+    print(f"MLflow run {logger.run_id} in {logger.tracking_uri}\n  UI: {ui_command(logger.tracking_uri)}")
+    logger.log_config(cfg)
+    monitor = _start_system_metrics(logger) if cfg.tracking.system_metrics else None
+    status = "FAILED"
+    try:
+        trainer = build_trainer(cfg, name=name, callbacks=[
+            MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)])
+        result = trainer.fit()
+        best = best_checkpoint_path(result)
+        if best:
+            logger.log_artifacts(best, "best_checkpoint")
+            for fname in (EVAL_FILE, CMC_FILE):
+                if os.path.exists(os.path.join(best, fname)):
+                    logger.log_artifact(os.path.join(best, fname), "evaluation")
+            logger.log_model(best)
+            logger.set_tags({"best_checkpoint": best})
+        final = dict(result.metrics or {})
+        status = "FINISHED"
+        return TrainOutcome(logger.run_id, logger.tracking_uri, best, final, storage_path_of(cfg))
+    finally:
+        if monitor is not None:
+            monitor.finish()
+        logger.end(status)
+
+
+def _start_system_metrics(logger):
+    """CPU/memory/disk/network (and GPU with nvidia-ml-py) of the driver's node, into the run."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+    except ImportError:  # pragma: no cover - mlflow without the monitor
+        return None
+    monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=5, samples_before_logging=1,
+                                   resume_logging=False, tracking_uri=logger.tracking_uri)
+    monitor.start()
+    return monitor
