@@ -13,7 +13,8 @@ import ray.train
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
-from .worker import SCORE_KEY, train_loop_per_worker
+from .engine import NonFiniteLossError
+from .worker import FAILURE_KEY, SCORE_KEY, train_loop_per_worker
 
 
 def storage_path_of(cfg: RunConfig) -> str:
@@ -65,6 +66,13 @@ def best_checkpoint_path(result) -> str | None:
     return best.path if best is not None else None
 
 
+def raise_if_failed(result) -> None:
+    """Turn a run that ended on a reported failure (non-finite loss) into an exception."""
+    failure = (result.metrics or {}).get(FAILURE_KEY)
+    if failure:
+        raise NonFiniteLossError(failure)
+
+
 class MlflowEpochCallback(ray.train.UserCallback):
     """A Ray Train callback (runs in the TrainController) that logs each report to one MLflow run."""
 
@@ -109,6 +117,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
         trainer = build_trainer(cfg, name=name, callbacks=[
             MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)])
         result = trainer.fit()
+        raise_if_failed(result)
         best = best_checkpoint_path(result)
         if best:
             logger.log_artifacts(best, "best_checkpoint")

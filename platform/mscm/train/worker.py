@@ -19,9 +19,10 @@ import ray.train.torch
 
 from ..checkpoint import STATE_FILE, load_model_payload, load_train_state, save_checkpoint
 from ..config import RunConfig, from_dict
-from .engine import Engine
+from .engine import Engine, NonFiniteLossError
 
 SCORE_KEY = "selection_score"
+FAILURE_KEY = "failure"
 EVAL_FILE = "eval.json"
 CMC_FILE = "cmc.png"
 
@@ -48,7 +49,11 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
     cfg = engine.cfg
     total = cfg.schedule.epochs
     while engine.epoch < total:
-        metrics = engine.train_epoch()
+        try:
+            metrics = engine.train_epoch()
+        except NonFiniteLossError as e:
+            _report_failure(engine, str(e))
+            return
         metrics["epoch"] = engine.epoch
         metrics.update(extra_metrics or {})
         final = engine.epoch == total
@@ -78,4 +83,22 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
             ray.train.report(metrics, checkpoint=ckpt)
 
 
-__all__ = ["train_loop_per_worker", "run_epochs", "SCORE_KEY", "EVAL_FILE", "CMC_FILE", "STATE_FILE"]
+def _report_failure(engine: Engine, message: str) -> None:
+    """End the run gracefully with the failure in its last report.
+
+    Raising would make Ray Train restart the worker group from the last checkpoint, which replays the
+    same steps into the same non-finite loss; instead every rank (they all saw it: the finiteness
+    check is all-reduced) reports once, and the driver turns the report into an error.
+    """
+    metrics = {"epoch": engine.epoch, FAILURE_KEY: message, SCORE_KEY: -math.inf}
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = None
+        if engine.rank == 0:
+            # Weights are still finite: the check runs before backward, so nothing non-finite was applied.
+            save_checkpoint(tmp, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model,
+                            epoch=engine.epoch, metrics=metrics)
+            ckpt = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=ckpt)
+
+
+__all__ = ["train_loop_per_worker", "run_epochs", "SCORE_KEY", "FAILURE_KEY", "EVAL_FILE", "CMC_FILE", "STATE_FILE"]

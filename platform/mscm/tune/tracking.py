@@ -1,0 +1,112 @@
+"""MLflow logging of a search from the Tune driver: one nested run per trial under the search's run.
+
+All writes come from the Tune driver process (one writer: safe with SQLite), also for trials that
+ASHA stopped or that failed, whose own processes never get to close their runs (stack.md 2.7).
+A resumed search finds each trial's run again by its ``ray_trial_id`` tag instead of creating a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from ray.tune.logger import LoggerCallback
+
+from ..train.worker import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from .trainable import trial_overrides, trial_run_config
+
+TRIAL_TAG = "ray_trial_id"
+STATUS_TAG = "mscm.trial_status"  # completed | stopped_early | failed
+
+
+class MlflowTrialLogger(LoggerCallback):
+    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, max_epochs: int, *,
+                 log_checkpoint: bool = True):
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
+        self.log_checkpoint = log_checkpoint
+        self._runs: dict[str, Any] = {}  # trial_id -> RunLogger
+        self._best: dict[str, tuple[float, str | None]] = {}  # trial_id -> (score, checkpoint_path)
+        self._last_epoch: dict[str, int] = {}
+        self._failure: dict[str, str] = {}
+
+    def _logger(self, trial):
+        from ..tracking.mlflow_run import RunLogger
+
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        existing = _find_trial_run(self.tracking_uri, self.experiment, self.parent_run_id, trial.trial_id)
+        logger = RunLogger(
+            self.tracking_uri, self.experiment, run_name=str(trial), run_id=existing,
+            parent_run_id=self.parent_run_id, tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial)},
+        )
+        self._runs[trial.trial_id] = logger
+        if existing is None:
+            cfg = trial_run_config(trial.config)
+            logger.log_config(cfg, extra_params={f"sampled.{k}": v for k, v in trial_overrides(trial.config).items()})
+        return logger
+
+    def log_trial_start(self, trial) -> None:
+        self._logger(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        logger = self._logger(trial)
+        epoch = int(result.get("epoch", result.get("training_iteration", iteration)))
+        self._last_epoch[trial.trial_id] = epoch
+        if result.get(FAILURE_KEY):
+            self._failure[trial.trial_id] = str(result[FAILURE_KEY])
+        metrics = {k: v for k, v in result.items() if not k.startswith(("config", "time_", "timestamp", "pid"))
+                   and k not in ("done", "date", "hostname", "node_ip", "trial_id", "experiment_tag")}
+        logger.log_metrics(metrics, step=epoch)
+        score = result.get(SCORE_KEY, -math.inf)
+        best = self._best.get(trial.trial_id, (-math.inf, None))
+        if score is not None and score > best[0]:
+            self._best[trial.trial_id] = (float(score), result.get("checkpoint_path"))
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        logger = self._logger(trial)
+        failed = failed or trial.trial_id in self._failure
+        epochs = self._last_epoch.get(trial.trial_id, 0)
+        status = "failed" if failed else ("completed" if epochs >= self.max_epochs else "stopped_early")
+        tags: dict[str, Any] = {STATUS_TAG: status, "epochs_run": epochs}
+        if trial.trial_id in self._failure:
+            tags["failure"] = self._failure[trial.trial_id][:5000]
+        elif failed and trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as f:
+                tags["failure"] = f.read()[-5000:]
+        score, path = self._best.get(trial.trial_id, (-math.inf, None))
+        if path and os.path.isdir(path) and not failed:
+            tags["best_checkpoint"] = path
+            tags["best_score"] = score
+            for name in (EVAL_FILE, CMC_FILE):
+                if os.path.exists(os.path.join(path, name)):
+                    logger.log_artifact(os.path.join(path, name), "evaluation")
+            if self.log_checkpoint:
+                logger.log_artifacts(path, "best_checkpoint")
+            try:
+                logger.log_model(path)
+            except Exception as e:  # a model that cannot be logged must not lose the trial's record
+                tags["model_logging_error"] = f"{type(e).__name__}: {e}"[:5000]
+            with open(os.path.join(path, "metrics.json")) as f:
+                logger.log_metrics({f"best/{k}": v for k, v in json.load(f).items()
+                                    if isinstance(v, (int, float))}, step=epochs)
+        logger.set_tags(tags)
+        logger.end("FAILED" if failed else "FINISHED")
+        self._runs.pop(trial.trial_id, None)
+
+
+def _find_trial_run(tracking_uri: str, experiment: str, parent_run_id: str, trial_id: str) -> str | None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.{TRIAL_TAG} = '{trial_id}' and tags.mlflow.parentRunId = '{parent_run_id}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None

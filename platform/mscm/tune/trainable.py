@@ -1,0 +1,35 @@
+"""The Tune trial: a function trainable that builds and fits one TorchTrainer (stack.md 2.2).
+
+The trial config holds the base run config (``BASE_KEY``) and the sampled dotted overrides
+(``"loss.qct_margin": 0.42``). The Train run is named after the trial id only, so a restarted trial
+resumes its Train run from the latest checkpoint. Metrics reach Tune through ``TuneReportCallback``
+(rank 0's reports; it adds ``checkpoint_path``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import RunConfig, apply_overrides, from_dict
+
+BASE_KEY = "mscm_base"
+
+def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
+    """The sampled dotted-key values of a trial config (everything but the base config)."""
+    return {k: v for k, v in config.items() if k != BASE_KEY}
+
+def trial_run_config(config: dict[str, Any]) -> RunConfig:
+    base = from_dict(RunConfig, config[BASE_KEY], source="trial config")
+    return apply_overrides(base, trial_overrides(config), source="sampled trial parameters")
+
+def train_driver(config: dict[str, Any]) -> None:
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ..train.trainer import build_trainer, raise_if_failed
+
+    cfg = trial_run_config(config)
+    trial_id = ray.tune.get_context().get_trial_id()
+    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[TuneReportCallback()])
+    result = trainer.fit()
+    raise_if_failed(result)

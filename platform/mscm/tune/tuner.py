@@ -1,0 +1,294 @@
+"""The search: Ray Tune + OptunaSearch (+ ASHA) over a YAML search space, every trial in MLflow.
+
+Layout of one search named N (all derived from N, so ``--resume`` finds everything again):
+  Ray Tune experiment   <storage_path>/N               (Tuner.restore)
+  Train runs            <storage_path>/train-trial_id=<id>
+  Optuna study          study N in the RDB storage      (optuna-dashboard <url>)
+  MLflow                parent run tagged mscm.search=N, one nested run per trial
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig, apply_overrides, to_dict
+from ..paths import default_optuna_url
+from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, init_ray
+from ..train.trainer import storage_path_of
+from ..train.worker import SCORE_KEY
+from .trainable import BASE_KEY, train_driver
+from .tracking import MlflowTrialLogger
+
+SEARCH_TAG = "mscm.search"
+
+
+@dataclass
+class SearchOptions:
+    space: str = "smoke"
+    name: str | None = None
+    dataset_root: str | None = None
+    tracking_uri: str | None = None
+    storage_path: str | None = None
+    optuna_url: str | None = None
+    trials: int | None = None
+    epochs: int | None = None
+    workers_per_trial: int | None = None
+    gpus_per_worker: float | None = None
+    max_concurrent: int | None = None
+    time_budget_s: float | None = None
+    resume: bool = False
+    warm_start: str | None = None  # name of an earlier study in the same Optuna storage
+    address: str | None = None
+    log_checkpoints: bool = True
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    experiment_path: str
+    parent_run_id: str
+    tracking_uri: str
+    optuna_url: str
+    best_trial_id: str | None
+    best_metrics: dict[str, Any]
+    best_checkpoint: str | None
+    num_trials: int
+    num_errored: int
+
+
+def _base_config(space, opts: SearchOptions) -> RunConfig:
+    cfg = space.base_config()
+    overrides: dict[str, Any] = {}
+    if opts.dataset_root:
+        overrides["data.root"] = opts.dataset_root
+    if opts.tracking_uri:
+        overrides["tracking.tracking_uri"] = opts.tracking_uri
+    if opts.storage_path:
+        overrides["train.storage_path"] = opts.storage_path
+    if opts.epochs:
+        overrides["schedule.epochs"] = opts.epochs
+    if opts.workers_per_trial:
+        overrides["train.num_workers"] = opts.workers_per_trial
+    if opts.gpus_per_worker is not None:
+        overrides["train.use_gpu"] = opts.gpus_per_worker > 0
+        if opts.gpus_per_worker > 0:
+            overrides["train.gpus_per_worker"] = opts.gpus_per_worker
+    if overrides:
+        cfg = apply_overrides(cfg, overrides, source="command-line options")
+    return cfg
+
+
+def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int | None) -> int:
+    """How many trials fit at once: Train runs start only when all their workers fit (stack.md 2.2)."""
+    per_trial_cpu = cfg.train.num_workers * cfg.train.cpus_per_worker
+    fit = int(resources.get("CPU", 0) // per_trial_cpu) if per_trial_cpu else 1
+    if cfg.train.use_gpu:
+        fit = min(fit, int(resources.get("GPU", 0) // (cfg.train.num_workers * cfg.train.gpus_per_worker)))
+    fit = min(fit, int(resources.get(DRIVER_RESOURCE, 1) // DRIVER_SLIVER))
+    if fit < 1:
+        need = f"{per_trial_cpu:g} CPU" + (
+            f" + {cfg.train.num_workers * cfg.train.gpus_per_worker:g} GPU" if cfg.train.use_gpu else "")
+        raise RuntimeError(f"one trial needs {need} and a {DRIVER_RESOURCE} sliver; the cluster has {resources}")
+    return max(1, min(fit, requested or fit))
+
+
+def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
+    from mlflow import MlflowClient
+
+    from ..tracking.mlflow_run import RunLogger, get_or_create_experiment
+
+    client = MlflowClient(tracking_uri)
+    exp_id = get_or_create_experiment(client, experiment, tracking_uri)
+    found = client.search_runs([exp_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`mscm.kind` = 'search'",
+                               max_results=1)
+    if found and not resume:
+        raise RuntimeError(f"a search named {name!r} already exists in {tracking_uri}; pass --resume or a new --name")
+    run_id = found[0].info.run_id if found else None
+    if run_id:
+        client.update_run(run_id, status="RUNNING")
+    return RunLogger(tracking_uri, experiment, run_name=name, run_id=run_id,
+                     tags={SEARCH_TAG: name, "mscm.kind": "search"})
+
+
+def _warm_start_points(storage, study_name: str) -> tuple[list[dict], list[Any]]:
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    points, rewards = [], []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        points.append(dict(t.params))
+        rewards.append(t.values if len(t.values) > 1 else t.value)
+    if not points:
+        raise RuntimeError(f"warm start: study {study_name!r} has no completed trials")
+    return points, rewards
+
+
+def run_search(opts: SearchOptions) -> SearchOutcome:
+    import optuna
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from ..tracking.mlflow_run import resolve_tracking_uri, ui_command
+    from .space import load_search_space
+
+    space = load_search_space(opts.space)
+    base = _base_config(space, opts)
+    budget = space.budget
+    trials = opts.trials or budget.trials
+    epochs = base.schedule.epochs
+    name = opts.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tracking_uri = resolve_tracking_uri(base.tracking.tracking_uri)
+    optuna_url = opts.optuna_url or default_optuna_url()
+    storage_path = storage_path_of(base)
+    base = apply_overrides(base, {"tracking.tracking_uri": tracking_uri, "train.storage_path": storage_path},
+                           source="resolved search defaults")
+
+    resources = init_ray(opts.address)
+    concurrent = concurrency_for(base, resources, opts.max_concurrent or budget.max_concurrent_trials)
+    print(f"search {name}: space {space.source}, {trials} trials x {epochs} epochs, {concurrent} at a time")
+    print(f"MLflow UI: {ui_command(tracking_uri)}")
+    print(f"Optuna dashboard: optuna-dashboard {optuna_url}")
+
+    parent = _parent_run(tracking_uri, base.tracking.experiment, name, opts.resume)
+    if not opts.resume:
+        parent.log_config(base, extra_params={"search.space": space.source, "search.study": name,
+                                              "search.trials": trials, "search.concurrent": concurrent})
+        parent.log_artifact(space.source, "search_space")
+
+    objectives = space.objectives
+    metrics = [o.metric for o in objectives]
+    modes = ["max" if o.direction == "maximize" else "min" for o in objectives]
+    metric, mode = (metrics[0], modes[0]) if len(metrics) == 1 else (metrics, modes)
+    storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
+    points, rewards = (None, None)
+    if opts.warm_start:
+        points, rewards = _warm_start_points(storage, opts.warm_start)
+    searcher = OptunaSearch(
+        space.define_by_run, metric=metric, mode=mode, sampler=space.make_sampler(), storage=storage,
+        study_name=name, points_to_evaluate=points, evaluated_rewards=rewards,
+    )
+    if budget.scheduler == "asha" and len(metrics) == 1:
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration", metric=metric, mode=mode, max_t=epochs,
+            grace_period=min(budget.grace_period, epochs), reduction_factor=budget.reduction_factor,
+            stop_last_trials=False,  # let trials that reach max_t end on their own (stack.md P7)
+        )
+    else:
+        scheduler = FIFOScheduler()
+    trainable = ray.tune.with_resources(train_driver, {DRIVER_RESOURCE: DRIVER_SLIVER})
+    callbacks = [MlflowTrialLogger(tracking_uri, base.tracking.experiment, parent.run_id, epochs,
+                                   log_checkpoint=opts.log_checkpoints)]
+    experiment_path = os.path.join(storage_path, name)
+    run_config = ray.tune.RunConfig(
+        name=name, storage_path=storage_path, callbacks=callbacks,
+        # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
+        # already retried inside the trial by Ray Train from its latest checkpoint.
+        failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
+        verbose=1,
+    )
+    if opts.resume:
+        if not ray.tune.Tuner.can_restore(experiment_path):
+            raise RuntimeError(f"nothing to resume at {experiment_path}")
+        tuner = ray.tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
+                                       param_space={BASE_KEY: to_dict(base)})
+        # restore() reloads the callbacks pickled in the experiment state; ours reconnect to MLflow lazily.
+    else:
+        tuner = ray.tune.Tuner(
+            trainable,
+            param_space={BASE_KEY: to_dict(base)},
+            tune_config=ray.tune.TuneConfig(
+                search_alg=searcher, scheduler=scheduler, num_samples=trials, max_concurrent_trials=concurrent,
+                time_budget_s=opts.time_budget_s or budget.time_budget_s,
+            ),
+            run_config=run_config,
+        )
+    status = "FAILED"
+    try:
+        results = tuner.fit()
+        outcome = _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode)
+        status = "FINISHED"
+        return outcome
+    finally:
+        parent.end(status)
+        print(f"MLflow UI: {ui_command(tracking_uri)}")
+
+
+def _ensure_sqlite_dir(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode) -> SearchOutcome:
+    """Trial table, Optuna plots and the best trial's summary, on the parent run."""
+    from .report import search_plots
+
+    df = results.get_dataframe()
+    errored = len(results.errors)
+    best = None
+    single = isinstance(metric, str)
+    if single:
+        try:
+            best = results.get_best_result(metric=SCORE_KEY if metric in _selection_metrics() else metric,
+                                           mode=mode, scope="all")
+        except RuntimeError:
+            best = None
+    best_id = best.metrics.get("trial_id") if best is not None and best.metrics else None
+    summary = _best_summary(tracking_uri, parent, name, best_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp, "trials.csv")
+        df.to_csv(table, index=False)
+        parent.log_artifact(table, "search")
+        Path(tmp, "best_trial.json").write_text(json.dumps(summary, indent=2, default=str))
+        parent.log_artifact(Path(tmp, "best_trial.json"), "search")
+        for png in search_plots(optuna_url, name, Path(tmp)):
+            parent.log_artifact(png, "search/plots")
+    tags = {"num_trials": len(df), "num_errored": errored}
+    if summary.get("trial_id"):
+        tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary.get("run_id", ""),
+                     "best_checkpoint": summary.get("checkpoint", "")})
+        parent.log_metrics({f"best_{k}": v for k, v in summary.get("metrics", {}).items()}, step=0)
+    parent.set_tags(tags)
+    return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
+                         summary.get("metrics", {}), summary.get("checkpoint"), len(df), errored)
+
+
+def _selection_metrics() -> tuple[str, ...]:
+    return ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20")
+
+
+def _best_summary(tracking_uri: str, parent, name: str, best_trial_id: str | None) -> dict[str, Any]:
+    """The best trial by the score of its best checkpoint, read back from its MLflow run."""
+    from mlflow import MlflowClient
+
+    from .tracking import STATUS_TAG, TRIAL_TAG
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
+                              max_results=10000)
+    scored = [r for r in runs if "best_score" in r.data.tags and r.data.tags.get(STATUS_TAG) != "failed"]
+    if not scored:
+        return {"search": name, "trial_id": None}
+    top = max(scored, key=lambda r: float(r.data.tags["best_score"]))
+    return {
+        "search": name,
+        "trial_id": top.data.tags.get(TRIAL_TAG),
+        "run_id": top.info.run_id,
+        "checkpoint": top.data.tags.get("best_checkpoint"),
+        "model_uri": top.data.tags.get("model_uri"),
+        "score": float(top.data.tags["best_score"]),
+        "status": top.data.tags.get(STATUS_TAG),
+        "metrics": {k[len("best/"):]: v for k, v in top.data.metrics.items() if k.startswith("best/")},
+        "params": {k[len("sampled."):]: v for k, v in top.data.params.items() if k.startswith("sampled.")},
+        "higher_is_better": True,
+    }
+
+
+__all__ = ["SearchOptions", "SearchOutcome", "run_search", "concurrency_for", "SEARCH_TAG"]
