@@ -1,0 +1,62 @@
+"""``mscm tune``: the hyperparameter search (Ray Tune + Optuna + ASHA), every trial in MLflow.
+
+Defaults may come from the environment, so the job script runs unchanged on a cluster whose nodes
+export them (cluster.yaml does): MSCM_SEARCH_SPACE, MSCM_DATASET_ROOT, MSCM_STORAGE_PATH,
+MSCM_OPTUNA_URL, MLFLOW_TRACKING_URI, RAY_ADDRESS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="run a hyperparameter search over a search_spaces/*.yaml file")
+    add_tune_args(p)
+    p.set_defaults(handler=run)
+
+
+def add_tune_args(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    p.add_argument("--space", default=env("MSCM_SEARCH_SPACE", "smoke"),
+                   help="search-space YAML file or shipped name (smoke, mimb); default: $MSCM_SEARCH_SPACE or smoke")
+    p.add_argument("--name", help="search name (Tune experiment, Optuna study, MLflow parent run); needed with --resume")
+    p.add_argument("--dataset-root", default=env("MSCM_DATASET_ROOT"),
+                   help="dataset folder in its original layout (default: synthetic data)")
+    p.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="MLflow tracking URI")
+    p.add_argument("--storage-path", default=env("MSCM_STORAGE_PATH"),
+                   help="Ray results (shared storage on multi-node clusters: NFS path or s3://)")
+    p.add_argument("--optuna-url", default=env("MSCM_OPTUNA_URL"), help="Optuna RDB storage URL (SQLAlchemy)")
+    p.add_argument("--trials", type=int, help="number of trials (default: the space's budget)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's budget)")
+    p.add_argument("--workers-per-trial", type=int, help="DDP workers per trial")
+    p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker (0 = CPU training)")
+    p.add_argument("--max-concurrent", type=int, help="cap on trials running at once (default: what fits)")
+    p.add_argument("--time-budget", type=float, help="wall-clock budget of the search in seconds")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted search --name")
+    p.add_argument("--warm-start", metavar="STUDY", help="seed the sampler with an earlier study's completed trials")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--no-checkpoint-artifacts", action="store_true",
+                   help="do not upload each trial's best checkpoint folder to MLflow (the model is still logged)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tune.tuner import SearchOptions, run_search
+
+    if args.resume and not args.name:
+        raise SystemExit("--resume needs --name (the search to continue)")
+    outcome = run_search(SearchOptions(
+        space=args.space, name=args.name, dataset_root=args.dataset_root, tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path, optuna_url=args.optuna_url, trials=args.trials, epochs=args.epochs,
+        workers_per_trial=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
+        max_concurrent=args.max_concurrent, time_budget_s=args.time_budget, resume=args.resume,
+        warm_start=args.warm_start, address=args.address, log_checkpoints=not args.no_checkpoint_artifacts,
+    ))
+    print(f"search {outcome.name}: {outcome.num_trials} trials ({outcome.num_errored} failed)")
+    if outcome.best_trial_id:
+        shown = ", ".join(f"{k} {100 * v:.2f}%" for k, v in outcome.best_metrics.items()
+                          if k in ("mAP", "rank1", "mINP"))
+        print(f"best trial {outcome.best_trial_id}: {shown}\n  checkpoint {outcome.best_checkpoint}")
+    print(f"promote it with: mscm promote --search {outcome.name}")
+    return 0
