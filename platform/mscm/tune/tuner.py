@@ -63,7 +63,7 @@ class SearchOutcome:
 
 
 def _base_config(space, opts: SearchOptions) -> RunConfig:
-    cfg = space.base_config()
+    cfg = space.template
     overrides: dict[str, Any] = {}
     if opts.dataset_root:
         overrides["data.root"] = opts.dataset_root
