@@ -58,12 +58,15 @@ class VIReIDDataset:
     # Things a user should know about the data that did not stop loading (skipped corrupt files,
     # identities missing a modality): readers fill it, training logs it.
     warnings: list[str] = field(default_factory=list)
+    # What the test lists hold: "test" = the dataset's own test split; "val" = training identities
+    # held out by ``mscm.data.holdout_identities`` for model selection (the real test split unused).
+    split: str = "test"
 
     def summary(self) -> str:
         ids = lambda recs: len({r.pid for r in recs})  # noqa: E731
         return (
             f"{self.name} at {self.root}: train {self.num_classes} ids, "
             f"{len(self.train_visible)} visible + {len(self.train_infrared)} infrared images; "
-            f"test {ids(self.test_visible)}/{ids(self.test_infrared)} ids, "
+            f"{self.split} {ids(self.test_visible)}/{ids(self.test_infrared)} ids, "
             f"{len(self.test_visible)} visible + {len(self.test_infrared)} infrared images"
         )

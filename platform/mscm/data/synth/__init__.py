@@ -1,0 +1,8 @@
+"""A learnable synthetic VI-ReID dataset written in the real datasets' layouts (see ``layouts``)."""
+
+from .appearance import Identity, sample_identity
+from .layouts import LAYOUTS, ensure_synthetic, generate, generate_atomic, read_marker
+from .render import Camera, render, sample_camera
+
+__all__ = ["LAYOUTS", "Camera", "Identity", "ensure_synthetic", "generate", "generate_atomic", "read_marker",
+           "render", "sample_camera", "sample_identity"]

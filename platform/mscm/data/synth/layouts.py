@@ -1,0 +1,220 @@
+"""Write a synthetic dataset in the on-disk layout of SYSU-MM01, RegDB or LLCM (image files and index
+files exactly as the real datasets have them; shared/design/eval-protocols.md, "On-disk layouts").
+
+Everything is a function of (layout, identities, seed, height, width): the same arguments give the
+same files. Image counts are small versions of the real ones: SYSU 4-6 images per id and camera with
+some cameras missing per id, RegDB 10 visible + 10 thermal per id and 10 half/half splits, LLCM 2-4
+cameras per id and modality with 3-5 images each.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import DatasetError
+from ..fsutil import file_lock, publish_dir, temp_sibling
+from .appearance import sample_identity
+from .render import KINDS, Camera, render, sample_camera
+
+LAYOUTS = ("sysu", "regdb", "llcm")
+GENERATOR_VERSION = 1
+MARKER = ".synthetic.json"  # written last: its presence means the folder is complete
+
+
+@dataclass(frozen=True)
+class Shot:
+    rel: str  # path relative to the dataset root
+    pid: int
+    cam: int
+    kind: str  # camera kind: rgb | nir | thermal
+    k: int  # image number within (pid, cam)
+    gray: bool = False  # save as a single-channel file
+
+
+@dataclass
+class Plan:
+    shots: list[Shot]
+    text_files: dict[str, str]  # relative path -> content
+    low_light: frozenset = frozenset()  # (cam, kind) of low-light visible cameras
+
+
+def _ids(values) -> str:
+    return ",".join(str(int(v)) for v in sorted(values))
+
+
+def _split(n: int, test_frac: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    perm = [int(p) for p in rng.permutation(np.arange(1, n + 1))]
+    n_test = min(n - 2, max(2, round(n * test_frac)))
+    return sorted(perm[n_test:]), sorted(perm[:n_test])
+
+
+def _subset(rng: np.random.Generator, cams: tuple[int, ...], p: float) -> list[int]:
+    chosen = [c for c in cams if rng.random() < p]
+    return chosen or [int(rng.choice(cams))]
+
+
+def _plan_sysu(n: int, seed: int) -> Plan:
+    train, test = _split(n, 0.25, np.random.default_rng([seed, 0]))
+    cut = round(len(train) * 0.25)
+    val, train = sorted(train[:cut]), sorted(train[cut:])  # SYSU trains on train_id + val_id
+    shots = []
+    for pid in range(1, n + 1):
+        rng = np.random.default_rng([seed, 4, pid])
+        cams = _subset(rng, (1, 2, 4, 5), 0.75) + _subset(rng, (3, 6), 0.8)
+        for cam in sorted(cams):
+            kind = "nir" if cam in (3, 6) else "rgb"
+            shots += [Shot(f"cam{cam}/{pid:04d}/{k + 1:04d}.jpg", pid, cam, kind, k) for k in range(rng.integers(4, 7))]
+    files = {"exp/train_id.txt": _ids(train) + "\n", "exp/val_id.txt": _ids(val) + "\n", "exp/test_id.txt": _ids(test) + "\n"}
+    return Plan(shots, files)
+
+
+def _plan_regdb(n: int, seed: int) -> Plan:
+    shots = []
+    for pid in range(1, n + 1):
+        shots += [Shot(f"Visible/{pid}/{pid}_v_{k + 1:02d}.bmp", pid, 1, "rgb", k) for k in range(10)]
+        shots += [Shot(f"Thermal/{pid}/{pid}_t_{k + 1:02d}.bmp", pid, 2, "thermal", k) for k in range(10)]
+    files = {}
+    for trial in range(1, 11):  # one random half/half identity split per trial
+        train, test = _split(n, 0.5, np.random.default_rng([seed, 5, trial]))
+        for part, pids in (("train", train), ("test", test)):
+            for folder, name in (("Visible", "visible"), ("Thermal", "thermal")):
+                tag = "v" if folder == "Visible" else "t"
+                lines = [f"{folder}/{pid}/{pid}_{tag}_{k + 1:02d}.bmp {label}"
+                         for label, pid in enumerate(pids) for k in range(10)]
+                files[f"idx/{part}_{name}_{trial}.txt"] = "\n".join(lines) + "\n"
+    return Plan(shots, files)
+
+
+def _plan_llcm(n: int, seed: int) -> Plan:
+    train, test = _split(n, 0.3, np.random.default_rng([seed, 0]))
+    train_set = set(train)
+    cams = {"rgb": tuple(range(1, 10)), "nir": (1, 2, 4, 5, 6, 7, 8, 9)}  # LLCM has no NIR cam3
+    shots, index = [], {"rgb": [], "nir": []}
+    for pid in range(1, n + 1):
+        rng = np.random.default_rng([seed, 4, pid])
+        part = "train" if pid in train_set else "test"
+        for kind, folder in (("rgb", "vis"), ("nir", "nir")):
+            chosen = sorted(int(c) for c in rng.choice(cams[kind], rng.integers(2, 5), replace=False))
+            for cam in chosen:
+                for k in range(rng.integers(3, 6)):
+                    rel = f"{part}_{folder}/cam{cam}/{pid:04d}/{pid:04d}_c{cam:02d}_{k + 1:03d}.jpg"
+                    shots.append(Shot(rel, pid, cam, kind, k, gray=kind == "nir"))
+                    if part == "train":
+                        index[kind].append((rel, train.index(pid)))
+    files = {
+        "idx/train_vis.txt": "".join(f"{rel} {label}\n" for rel, label in index["rgb"]),
+        "idx/train_nir.txt": "".join(f"{rel} {label}\n" for rel, label in index["nir"]),
+        "idx/test_id.txt": _ids(test) + "\n",
+    }
+    rng = np.random.default_rng([seed, 6])
+    low = frozenset((c, "rgb") for c in cams["rgb"] if rng.random() < 0.6)  # LLCM: low-light visible cameras
+    return Plan(shots, files, low)
+
+
+_PLANS = {"sysu": _plan_sysu, "regdb": _plan_regdb, "llcm": _plan_llcm}
+
+
+def generate(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
+             *, progress: bool = True) -> dict:
+    """Write the dataset into the empty (or new) folder ``out``; returns what the marker file records."""
+    if layout not in _PLANS:
+        raise ValueError(f"unknown layout {layout!r} (choose from {list(LAYOUTS)})")
+    if identities < 4:
+        raise ValueError(f"need at least 4 identities (2 train, 2 test), got {identities}")
+    if height < 16 or width < 8:
+        raise ValueError(f"image size {height}x{width} is too small (at least 16x8)")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out}: output folder is not empty")
+    start = time.perf_counter()
+    plan = _PLANS[layout](identities, seed)
+    cameras: dict[tuple[int, str], Camera] = {}
+    by_pid: dict[int, list[Shot]] = {}
+    for shot in plan.shots:
+        by_pid.setdefault(shot.pid, []).append(shot)
+    for pid in tqdm(sorted(by_pid), desc=f"synthetic {layout}", unit="id", disable=not progress):
+        ident = sample_identity(pid, np.random.default_rng([seed, 1, pid]))
+        for shot in by_pid[pid]:
+            key = (shot.cam, shot.kind)
+            if key not in cameras:
+                cameras[key] = sample_camera(shot.cam, shot.kind, np.random.default_rng([seed, 3, shot.cam, KINDS.index(shot.kind)]),
+                                             low_light=key in plan.low_light)
+            rng = np.random.default_rng([seed, 2, pid, shot.cam, KINDS.index(shot.kind), shot.k])
+            img = Image.fromarray(render(ident, cameras[key], rng, height, width))
+            if shot.gray:
+                img = img.convert("L")
+            path = out / shot.rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img.save(path, quality=90) if path.suffix == ".jpg" else img.save(path)
+    for rel, text in plan.text_files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    info = {"layout": layout, "identities": identities, "seed": seed, "height": height, "width": width,
+            "images": len(plan.shots), "version": GENERATOR_VERSION,
+            "seconds": round(time.perf_counter() - start, 2)}
+    (out / MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def read_marker(root: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _matches(info: dict | None, **want) -> bool:
+    return info is not None and info.get("version") == GENERATOR_VERSION and all(info.get(k) == v for k, v in want.items())
+
+
+def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
+                    *, progress: bool = True, overwrite: bool = False) -> dict:
+    """Generate into a temporary sibling folder, then rename it to ``out``, so no process ever sees a
+    half-written dataset. ``overwrite`` replaces an existing ``out``; otherwise it must not exist."""
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise DatasetError(f"{out} already exists and is not empty (use overwrite to replace it)")
+    tmp = temp_sibling(out, directory=True)
+    try:
+        info = generate(layout, tmp, identities, seed, height, width, progress=progress)
+        if out.exists():
+            old = temp_sibling(out, directory=True)
+            old.rmdir()
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        elif not publish_dir(tmp, out):
+            return read_marker(out) or info
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def ensure_synthetic(layout: str, identities: int, seed: int, height: int, width: int, *,
+                     root: str | Path | None = None, progress: bool = True) -> Path:
+    """The synthetic dataset folder for these parameters (default ``mscm.paths.synthetic_root``),
+    generated on first use. Concurrent callers on a node serialise on a lock and generate once; a
+    folder from another generator version is regenerated."""
+    if root is None:
+        from ...paths import synthetic_root
+
+        root = synthetic_root(layout, identities, seed, height, width)
+    root = Path(root).expanduser().absolute()
+    want = dict(layout=layout, identities=identities, seed=seed, height=height, width=width)
+    if _matches(read_marker(root), **want):
+        return root
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if not _matches(read_marker(root), **want):
+            if root.exists() and read_marker(root) is None and any(root.iterdir()):
+                raise DatasetError(f"{root} holds files that are not a complete synthetic dataset; remove it")
+            generate_atomic(layout, root, identities, seed, height, width, progress=progress, overwrite=True)
+    return root
