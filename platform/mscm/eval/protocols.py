@@ -1,0 +1,182 @@
+"""The standard VI-ReID test protocols: which test records are queries and gallery in each trial.
+
+Everything here follows shared/design/eval-protocols.md ("Test protocols") and the lineage's
+data_manager: SYSU-MM01 all/indoor search, RegDB both directions, LLCM both directions.
+A protocol selects *indices* into ``dataset.test_visible`` / ``dataset.test_infrared``; features
+are extracted once for every record a protocol can use (:func:`candidates`) and each trial only
+picks rows (mscm.eval.runner).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..config.schema import PROTOCOLS
+from ..data.records import ImageRecord, Modality, VIReIDDataset
+
+GalleryMode = Literal["single", "multi"]
+# Multi-shot SYSU gallery: 10 images per (identity, camera) (eval-protocols.md).
+MULTI_SHOT = 10
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """One protocol. ``*_cams`` None = every camera; for a drawn gallery they are listed in the
+    order the reference iterates them (the order consumes the random stream)."""
+
+    name: str
+    dataset: str
+    query_modality: Modality
+    gallery_modality: Modality
+    query_cams: tuple[int, ...] | None
+    gallery_cams: tuple[int, ...] | None
+    drawn_gallery: bool  # True: a random gallery per trial (SYSU, LLCM); False: whole gallery
+    removal: str  # a mscm.eval.metrics removal rule
+    cmc: str  # "dedup" (the lineage's new CMC) or "standard"
+
+    @property
+    def label(self) -> str:
+        q = "IR" if self.query_modality == Modality.INFRARED else "VIS"
+        g = "IR" if self.gallery_modality == Modality.INFRARED else "VIS"
+        return f"{self.name} ({q}->{g})"
+
+
+_VIS, _IR = Modality.VISIBLE, Modality.INFRARED
+_LLCM_VIS_CAMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+_LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)  # test_nir has no cam3
+
+PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
+    # SYSU: query = IR cams 3 and 6 in both modes; cam3 queries drop cam2 gallery images.
+    "sysu-all": ProtocolSpec("sysu-all", "sysu", _IR, _VIS, (3, 6), (1, 2, 4, 5), True, "sysu", "dedup"),
+    "sysu-indoor": ProtocolSpec("sysu-indoor", "sysu", _IR, _VIS, (3, 6), (1, 2), True, "sysu", "dedup"),
+    # RegDB: whole test lists, two "cameras", nothing removed, standard CMC.
+    "regdb-v2t": ProtocolSpec("regdb-v2t", "regdb", _VIS, _IR, None, None, False, "none", "standard"),
+    "regdb-t2v": ProtocolSpec("regdb-t2v", "regdb", _IR, _VIS, None, None, False, "none", "standard"),
+    # LLCM: single-shot gallery from the other modality; same pid + same camera removed.
+    "llcm-i2v": ProtocolSpec("llcm-i2v", "llcm", _IR, _VIS, _LLCM_NIR_CAMS, _LLCM_VIS_CAMS, True, "same-camera", "dedup"),
+    "llcm-v2i": ProtocolSpec("llcm-v2i", "llcm", _VIS, _IR, _LLCM_VIS_CAMS, _LLCM_NIR_CAMS, True, "same-camera", "dedup"),
+}
+assert {p for ps in PROTOCOLS.values() for p in ps} == set(PROTOCOL_SPECS), "schema.PROTOCOLS out of sync"
+
+
+def get_protocol(name: str) -> ProtocolSpec:
+    try:
+        return PROTOCOL_SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r} (choose from {sorted(PROTOCOL_SPECS)})") from None
+
+
+def check_dataset(spec: ProtocolSpec, dataset: VIReIDDataset) -> None:
+    if dataset.name != spec.dataset:
+        raise ValueError(
+            f"protocol {spec.name!r} is for {spec.dataset} data, the dataset is {dataset.name!r} "
+            f"(its protocols: {list(PROTOCOLS.get(dataset.name, ()))})"
+        )
+
+
+def records_of(dataset: VIReIDDataset, modality: Modality) -> list[ImageRecord]:
+    return dataset.test_visible if modality == Modality.VISIBLE else dataset.test_infrared
+
+
+def _in_cams(records: list[ImageRecord], cams: tuple[int, ...] | None) -> np.ndarray:
+    if cams is None:
+        return np.arange(len(records), dtype=np.int64)
+    keep = set(cams)
+    return np.array([i for i, r in enumerate(records) if r.camid in keep], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Every record a protocol can use, as ascending indices into the modality's test list."""
+
+    query: np.ndarray
+    gallery: np.ndarray
+
+
+def candidates(spec: ProtocolSpec, dataset: VIReIDDataset) -> Candidates:
+    q = _in_cams(records_of(dataset, spec.query_modality), spec.query_cams)
+    g = _in_cams(records_of(dataset, spec.gallery_modality), spec.gallery_cams)
+    if len(q) == 0:
+        raise ValueError(f"{spec.name}: no {spec.query_modality.name.lower()} test records in cams {spec.query_cams}")
+    if len(g) == 0:
+        raise ValueError(
+            f"{spec.name}: no {spec.gallery_modality.name.lower()} test records in cams {spec.gallery_cams}"
+        )
+    return Candidates(q, g)
+
+
+def _pid_key(pid: int) -> str:
+    # The reference sorts the ids as "%04d" strings; identical to numeric order below 10,000.
+    return "%04d" % pid
+
+
+def draw_gallery(
+    records: list[ImageRecord], cams: tuple[int, ...], trial: int, mode: GalleryMode = "single"
+) -> np.ndarray:
+    """Random gallery of one trial, as indices into ``records`` (eval-protocols.md, SYSU/LLCM).
+
+    As the reference: ``random.seed(trial)``; for each identity (sorted), for each camera in
+    ``cams`` order that has images: single-shot ``random.choice(sorted(paths))``; multi-shot
+    ``random.sample(sorted(paths), 10)``. The reference fails on a folder with fewer than 10
+    images; here such a folder gives ``random.sample`` of all of them.
+    A private ``random.Random(trial)`` gives the same stream without touching global state.
+    """
+    if mode not in ("single", "multi"):
+        raise ValueError(f"unknown gallery mode {mode!r} (use 'single' or 'multi')")
+    folders: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
+    wanted = set(cams)
+    for i, r in enumerate(records):
+        if r.camid in wanted:
+            folders[(r.pid, r.camid)].append((r.path, i))
+    rng = random.Random(trial)
+    chosen: list[int] = []
+    for pid in sorted({pid for pid, _ in folders}, key=_pid_key):
+        for cam in cams:
+            files = folders.get((pid, cam))
+            if not files:
+                continue  # no folder for this (id, camera): the reference skips it too
+            files = sorted(files)  # by path, as sorted(os.listdir) joined to one folder
+            if mode == "single":
+                chosen.append(rng.choice(files)[1])
+            else:
+                chosen.extend(i for _, i in rng.sample(files, min(MULTI_SHOT, len(files))))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class TrialSplit:
+    """One trial's query and gallery, as indices into the query / gallery modality's test list."""
+
+    trial: int
+    query: np.ndarray
+    gallery: np.ndarray
+
+
+def trial_split(
+    spec: ProtocolSpec, dataset: VIReIDDataset, trial: int, gallery_mode: GalleryMode = "single",
+    pool: Candidates | None = None,
+) -> TrialSplit:
+    """Query and gallery of ``trial`` (0-based; RegDB has one fixed split per dataset object)."""
+    pool = pool or candidates(spec, dataset)
+    if not spec.drawn_gallery:
+        if gallery_mode != "single":
+            raise ValueError(f"{spec.name} uses its whole gallery; gallery_mode must be 'single'")
+        return TrialSplit(trial, pool.query, pool.gallery)
+    gallery = draw_gallery(records_of(dataset, spec.gallery_modality), spec.gallery_cams, trial, gallery_mode)
+    return TrialSplit(trial, pool.query, gallery)
+
+
+def trial_ids(spec: ProtocolSpec, trials: "int | list[int] | tuple[int, ...] | range") -> list[int]:
+    """Trial numbers to run: n -> 0..n-1, or an explicit list. A whole-gallery protocol (RegDB)
+    has a single evaluation whatever is asked (its split is the dataset's)."""
+    ids = list(range(trials)) if isinstance(trials, int) else [int(t) for t in trials]
+    if not ids:
+        raise ValueError("no trials to run")
+    if any(t < 0 for t in ids):
+        raise ValueError(f"trial numbers must be >= 0, got {ids}")
+    return ids if spec.drawn_gallery else ids[:1]
