@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import yaml
 
 # Custom resource that trial drivers reserve a sliver of instead of a CPU: a driver does no compute,
 # and on a 2-core box 1 driver + 2 one-CPU workers must fit (stack.md 2.2, pitfall P2).
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
 DRIVER_SLIVER = 0.01
+
+
+def _local_cluster_running() -> bool:
+    """Whether `ray start` left a live cluster address on this node (Ray's own address file)."""
+    try:
+        # Only the file `ray start` writes: scanning for GCS processes would also find other local Rays
+        # (another user's ray.init()) and join them.
+        from ray._private.services import find_bootstrap_address
+
+        return bool(find_bootstrap_address(None))
+    except Exception:  # no address file, or a stale one whose GCS is gone: start a local Ray
+        return False
 
 
 def init_ray(
@@ -28,9 +43,13 @@ def init_ray(
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
+        if not address and _local_cluster_running():
+            # A cluster started with `ray start` on this node (a cluster-launcher head): join it. Passing
+            # resources or an object-store size while joining is an error in ray.init.
+            address = "auto"
         if address:
             ray.init(address=address, log_to_driver=True)
-        else:
+        else:  # a fresh local Ray
             ray.init(
                 num_cpus=num_cpus,
                 object_store_memory=object_store_mb * 1024 * 1024,
@@ -40,3 +59,28 @@ def init_ray(
                 logging_level="WARNING",
             )
     return ray.cluster_resources()
+
+
+# Where the cluster launcher leaves the cluster config on the head node (`ray up` writes it there).
+AUTOSCALER_CONFIG = Path.home() / "ray_bootstrap_config.yaml"
+
+
+def autoscaling_capacity(config_path: str | Path = AUTOSCALER_CONFIG) -> dict[str, float] | None:
+    """The resources an autoscaling cluster can grow to (each node type's resources x its max_workers,
+    the head once), read from the launcher's config; None when this is not a launcher head.
+
+    Sizing trial concurrency from the resources present would never ask the autoscaler for more nodes.
+    """
+    path = Path(config_path)
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        conf = yaml.safe_load(f) or {}
+    types = conf.get("available_node_types") or {}
+    head = conf.get("head_node_type")
+    total: dict[str, float] = {}
+    for name, node in types.items():
+        count = 1 if name == head else int(node.get("max_workers", 0))
+        for key, value in (node.get("resources") or {}).items():
+            total[key] = total.get(key, 0.0) + float(value) * count
+    return total or None

@@ -16,6 +16,19 @@ def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
     return EmbeddingModel(model, feature=cfg.eval.feature).eval(), cfg, payload
 
 
+def embedding_signature(height: int, width: int, dim: int):
+    """The documented input signature as MLflow tensor specs (pt2 logging requires tensor specs)."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, height, width, 3), "images"),
+                       TensorSpec(np.dtype(np.int64), (-1,), "modality")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim), "embedding")]),
+    )
+
+
 def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
     """Log in the safe "pt2" (torch.export) format, which loads without unpickling code; returns the model URI."""
     import mlflow
@@ -25,11 +38,14 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     h, w = cfg.data.height, cfg.data.width
     example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.tensor([0, 1], dtype=torch.int64))
     mlflow.set_tracking_uri(tracking_uri)
+    with torch.no_grad():
+        dim = module(*example).shape[1]
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(
             module,
             name="model",
             input_example=example,
+            signature=embedding_signature(h, w, dim),
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             metadata={"input": "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared",

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import RunConfig
-from ..data import build_dataset, holdout_identities
+from ..data import build_dataset, drop_skipped, holdout_identities
 from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
@@ -42,7 +42,7 @@ class PreparedData:
 
 def prepare_data(cfg: RunConfig, *, progress: bool = True) -> PreparedData:
     """Read (or generate) the dataset, hold out validation ids if asked, and open the train caches."""
-    dataset = build_dataset(cfg.data)
+    dataset = build_dataset(cfg.data, progress=progress)
     if cfg.data.val_identities:
         dataset = holdout_identities(dataset, cfg.data.val_identities, seed=cfg.train.seed)
     cache_dir = cfg.data.cache_dir
@@ -50,6 +50,7 @@ def prepare_data(cfg: RunConfig, *, progress: bool = True) -> PreparedData:
                      skip_corrupt=cfg.data.skip_corrupt, progress=progress)
     ir = ImageCache(dataset.train_infrared, cfg.data.height, cfg.data.width, cache_dir,
                     skip_corrupt=cfg.data.skip_corrupt, progress=progress)
+    dataset = drop_skipped(dataset, (vis, ir))  # keeps record lists aligned with skip_corrupt caches
     return PreparedData(dataset, vis, ir, list(dataset.warnings))
 
 
@@ -94,6 +95,7 @@ class Engine:
         )
         self.epoch = 0  # epochs completed
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": None, "metrics": {}}
+        self.last_eval: dict[str, float] = {}  # the latest evaluation's summary, carried into every report
         self._eval_caches: tuple[ImageCache, ImageCache] | None = None
 
     @property
@@ -167,12 +169,14 @@ class Engine:
     def eval_caches(self) -> tuple[ImageCache, ImageCache]:
         if self._eval_caches is None:
             ds, cfg = self.data.dataset, self.cfg
-            self._eval_caches = (
-                ImageCache(ds.test_visible, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
-                           skip_corrupt=cfg.data.skip_corrupt, progress=False),
-                ImageCache(ds.test_infrared, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
-                           skip_corrupt=cfg.data.skip_corrupt, progress=False),
+            caches = tuple(
+                ImageCache(records, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
+                           skip_corrupt=cfg.data.skip_corrupt, progress=False)
+                for records in (ds.test_visible, ds.test_infrared)
             )
+            # Test images a skip_corrupt cache left out leave the evaluation dataset too (and are reported).
+            self.data.dataset = drop_skipped(ds, caches)
+            self._eval_caches = caches
         return self._eval_caches
 
     def evaluate(self, trials: int | None = None):
@@ -182,7 +186,7 @@ class Engine:
         vis, ir = self.eval_caches()
         return evaluate(
             self.module, self.data.dataset, self.cfg.eval, vis, ir,
-            trials=trials, device=self.device, amp_dtype=self.amp_dtype,
+            trials=trials, device=self.device, amp_dtype=self.amp_dtype, progress=False,
         )
 
     def update_best(self, score: float, metrics: dict[str, float]) -> bool:
@@ -200,6 +204,7 @@ class Engine:
             "scaler": self.scaler.state_dict(),
             "sampler": self.loader.state_dict(),
             "best": self.best,
+            "last_eval": self.last_eval,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
@@ -213,6 +218,7 @@ class Engine:
         self.scaler.load_state_dict(state["scaler"])
         self.loader.load_state_dict(state["sampler"])
         self.best = state["best"]
+        self.last_eval = dict(state.get("last_eval", {}))
         self.epoch = int(state["epoch"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])

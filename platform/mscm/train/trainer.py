@@ -126,6 +126,10 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
                     logger.log_artifact(os.path.join(best, fname), "evaluation")
             logger.log_model(best)
             logger.set_tags({"best_checkpoint": best})
+        last = result.checkpoint.path if result.checkpoint is not None else None
+        if last and os.path.exists(os.path.join(last, EVAL_FILE)):
+            # The last epoch ran the full protocol (all trials): that is the run's final evaluation.
+            logger.log_artifact(os.path.join(last, EVAL_FILE), "evaluation/final")
         final = dict(result.metrics or {})
         status = "FINISHED"
         return TrainOutcome(logger.run_id, logger.tracking_uri, best, final, storage_path_of(cfg))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,32 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False),
         progress=rank == 0,
     )
+    resumed_from = 0
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
+    if checkpoint is not None:  # a restarted worker group (or a restored run): continue after its epoch
         with checkpoint.as_directory() as d:
             payload = load_model_payload(d)
             engine.load_train_state(load_train_state(d), payload["state_dict"])
-    run_epochs(engine, extra_metrics={"dataset/num_classes": engine.num_classes})
+        resumed_from = engine.epoch
+    run_epochs(engine, extra_metrics={
+        "dataset/num_classes": engine.num_classes,
+        "dist/world_size": world,
+        "dist/num_nodes": _count_nodes(world),
+        "train/resumed_from_epoch": resumed_from,
+    })
+
+
+def _count_nodes(world: int) -> int:
+    """Distinct Ray nodes of the worker group, by node id (a node rank goes by IP, which simulated
+    multi-node clusters on one host share)."""
+    if world == 1:
+        return 1
+    import ray
+    import torch.distributed as dist
+
+    ids: list[str | None] = [None] * world
+    dist.all_gather_object(ids, ray.get_runtime_context().get_node_id())
+    return len(set(ids))
 
 
 def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) -> None:
@@ -61,11 +82,15 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
         score = -math.inf  # epochs without evaluation never outrank an evaluated one
         result = None
         if due and engine.rank == 0:
+            start = time.perf_counter()
             result = engine.evaluate(trials=cfg.eval.trials if final else cfg.eval.trials_during_training)
-            metrics.update(result.summary_metrics())
-            metrics["perf/eval_time_s"] = result.elapsed_s
-            score = metrics[cfg.eval.selection_metric]
-            metrics["best/is_best"] = float(engine.update_best(score, metrics))
+            engine.last_eval = {**result.summary(), "eval/epoch": engine.epoch}  # flat: mAP, rank1, mAP_std..
+            metrics["perf/eval_time_s"] = time.perf_counter() - start
+            score = engine.last_eval[cfg.eval.selection_metric]
+            metrics["best/is_best"] = float(engine.update_best(score, {**metrics, **engine.last_eval}))
+        # Every report carries the latest evaluation (Tune's schedulers and searchers read the metric in
+        # every result); eval/epoch says which epoch it comes from, the selection score is fresh only.
+        metrics.update(engine.last_eval)
         metrics[SCORE_KEY] = score
         metrics["best/epoch"] = engine.best["epoch"] or 0
         metrics["best/score"] = engine.best["score"]
@@ -78,7 +103,7 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
                 )
                 if result is not None:
                     Path(tmp, EVAL_FILE).write_text(json.dumps(result.to_dict(), indent=2))
-                    result.plot_cmc(Path(tmp, CMC_FILE), title=f"{cfg.name} epoch {engine.epoch}")
+                    result.plot_cmc(Path(tmp, CMC_FILE), label=f"{cfg.name} epoch {engine.epoch}")
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import RunConfig, apply_overrides, to_dict
 from ..paths import default_optuna_url
-from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, init_ray
+from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
 from ..train.trainer import storage_path_of
 from ..train.worker import SCORE_KEY
 from .trainable import BASE_KEY, train_driver
@@ -151,7 +151,9 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
                            source="resolved search defaults")
 
     resources = init_ray(opts.address)
-    concurrent = concurrency_for(base, resources, opts.max_concurrent or budget.max_concurrent_trials)
+    # On a launcher cluster size concurrency from what the autoscaler can add, not what is up now.
+    capacity = autoscaling_capacity() or resources
+    concurrent = concurrency_for(base, capacity, opts.max_concurrent or budget.max_concurrent_trials)
     print(f"search {name}: space {space.source}, {trials} trials x {epochs} epochs, {concurrent} at a time")
     print(f"MLflow UI: {ui_command(tracking_uri)}")
     print(f"Optuna dashboard: optuna-dashboard {optuna_url}")
