@@ -1,93 +1,106 @@
-"""Is the synthetic dataset learnable but not trivial? Cross-modal mAP (infrared query -> visible
-gallery, all test images, cosine on global-average-pooled features) of a randomly initialised
-torchvision ResNet-18, then of the same network after a short cross-entropy fine-tune on the
-synthetic training identities (CPU).
+"""Is the synthetic dataset learnable but not trivial? Scores on its test protocol (mscm.eval) of:
 
-    PYTHONPATH=platform python bench/synth_calibrate.py --layout sysu --identities 100 --minutes 2
+1. random features (the chance level of the protocol),
+2. an untrained MSCMNet with a ResNet-18 trunk (random init, the paper's 4 streams, MIMB at 128x64),
+3. optionally the same network after ``--epochs`` short CPU epochs of the real training engine
+   (mscm.train.engine: identity sampler, quadruple-stream augmentations, CE + QCT, SGD).
+
+    PYTHONPATH=platform python bench/synth_calibrate.py --layout sysu --identities 100
+    PYTHONPATH=platform python bench/synth_calibrate.py --layout sysu --identities 100 --epochs 4
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-import torchvision
 
+from mscm.config import load_run_config
+from mscm.config.schema import PROTOCOLS, RunConfig
 from mscm.data import read_dataset
 from mscm.data.cache import ImageCache
-from mscm.data.imagenet import normalize_uint8
 from mscm.data.synth import ensure_synthetic
+from mscm.eval import EvalResult, candidates, evaluate, evaluate_protocol, get_protocol
+from mscm.model import build_model
+
+HEIGHT, WIDTH = 128, 64
 
 
-def cosine_map(q: torch.Tensor, qp: np.ndarray, g: torch.Tensor, gp: np.ndarray) -> float:
-    sim = F.normalize(q, dim=1) @ F.normalize(g, dim=1).T
-    order = torch.argsort(-sim, dim=1).numpy()
-    aps = []
-    for i in range(len(qp)):
-        match = gp[order[i]] == qp[i]
-        if not match.any():
-            continue
-        hits = np.cumsum(match)
-        aps.append(float((hits[match] / (np.flatnonzero(match) + 1)).mean()))
-    return 100 * float(np.mean(aps))
+def line(name: str, result: EvalResult) -> str:
+    """Means (± std over trials) in percent."""
+    m = {k: 100 * v for k, v in result.mean.items()}
+    s = {k: 100 * v for k, v in result.std.items()}
+    return (f"{name:<28} R1 {m['rank1']:5.1f} ± {s['rank1']:4.1f}  R10 {m['rank10']:5.1f}  "
+            f"mAP {m['mAP']:5.1f} ± {s['mAP']:4.1f}  mINP {m['mINP']:5.1f}")
 
 
-@torch.no_grad()
-def embed(model: torch.nn.Module, images: np.ndarray, batch: int = 128) -> torch.Tensor:
-    model.eval()
-    feats = [model(normalize_uint8(torch.from_numpy(images[i:i + batch]))) for i in range(0, len(images), batch)]
-    return torch.cat(feats)
+def config(layout: str, root: Path, protocol: str, trials: int, cache_dir: Path, epochs: int) -> RunConfig:
+    """The shipped CPU smoke recipe (resnet18 at 128x64) pointed at this dataset."""
+    return load_run_config("smoke", {
+        "data.dataset": layout, "data.root": str(root), "data.cache_dir": str(cache_dir),
+        "data.identities_per_batch": 6, "data.instances_per_identity": 4, "data.iterations_per_epoch": None,
+        "eval.protocol": protocol, "eval.trials": trials,
+        "schedule.epochs": max(epochs, 1), "schedule.warmup_epochs": min(1, epochs), "schedule.milestones": [],
+    })
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--layout", default="sysu", choices=["sysu", "regdb", "llcm"])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layout", default="sysu", choices=list(PROTOCOLS))
+    ap.add_argument("--protocol", default=None, help="default: the layout's first protocol")
     ap.add_argument("--identities", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--minutes", type=float, default=2.0)
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=0, help="short training epochs after the untrained score")
     ap.add_argument("--root", default=None, help="existing synthetic dataset (default: generate in a temp dir)")
     args = ap.parse_args()
+    protocol = args.protocol or PROTOCOLS[args.layout][0]
+    if not get_protocol(protocol).drawn_gallery:
+        args.trials = 1  # RegDB ranks its whole gallery: every trial would be the same
     torch.manual_seed(0)
-    root = Path(args.root) if args.root else Path(tempfile.mkdtemp()) / "ds"
+    tmp = Path(tempfile.mkdtemp(prefix="mscm-calibrate-"))
+    try:
+        run(args, protocol, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
+    root = Path(args.root) if args.root else tmp / "data"
     t = time.perf_counter()
-    ensure_synthetic(args.layout, args.identities, args.seed, 128, 64, root=root, progress=False)
+    ensure_synthetic(args.layout, args.identities, args.seed, HEIGHT, WIDTH, root=root, progress=False)
     print(f"dataset ready in {time.perf_counter() - t:.1f} s at {root}")
     ds = read_dataset(args.layout, root)
     print(ds.summary())
-    cache_dir = root / ".cache"
-    tv, ti = (ImageCache(r, 128, 64, cache_dir, progress=False) for r in (ds.test_visible, ds.test_infrared))
-    trv, tri = (ImageCache(r, 128, 64, cache_dir, progress=False) for r in (ds.train_visible, ds.train_infrared))
-    qp, gp = np.array([r.pid for r in ti.records]), np.array([r.pid for r in tv.records])
+    cfg = config(args.layout, root, protocol, args.trials, tmp / "cache", args.epochs)
+    vis, ir = (ImageCache(r, HEIGHT, WIDTH, cfg.data.cache_dir, progress=False) for r in (ds.test_visible, ds.test_infrared))
+    pool = candidates(get_protocol(protocol), ds)
+    print(f"protocol {protocol}: {len(pool.query)} queries, {len(pool.gallery)} gallery candidates, "
+          f"{args.trials} trials")
 
-    model = torchvision.models.resnet18(weights=None, num_classes=ds.num_classes)
-    head = model.fc
-    model.fc = torch.nn.Identity()
-    before = cosine_map(embed(model, ti.array), qp, embed(model, tv.array), gp)
-    print(f"untrained resnet18: IR->VIS mAP {before:.1f}%  ({len(qp)} queries, {len(gp)} gallery)")
-
-    images = np.concatenate([trv.array, tri.array])
-    labels = torch.tensor([r.label for r in trv.records + tri.records])
-    opt = torch.optim.Adam(list(model.parameters()) + list(head.parameters()), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < args.minutes * 60:
-        model.train()
-        idx = torch.randint(len(images), (64,), generator=gen)
-        x = normalize_uint8(torch.from_numpy(images[idx.numpy()]))
-        flip = torch.rand(64, generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        loss = F.cross_entropy(head(model(x)), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        steps += 1
-    after = cosine_map(embed(model, ti.array), qp, embed(model, tv.array), gp)
-    print(f"after {steps} steps ({args.minutes:.1f} min, final CE {loss.item():.2f}): IR->VIS mAP {after:.1f}%")
+    rand = evaluate_protocol(protocol, ds, torch.randn(len(pool.query), 64, generator=gen),
+                             torch.randn(len(pool.gallery), 64, generator=gen), trials=args.trials)
+    print(line("random features (chance)", rand))
+
+    model = build_model(cfg.model, ds.num_classes, HEIGHT, WIDTH).eval()
+    print(line("untrained MSCMNet-resnet18", evaluate(model, ds, cfg.eval, vis, ir, progress=False)))
+
+    if args.epochs:
+        from mscm.train.engine import Engine
+
+        engine = Engine(cfg, device="cpu")
+        for _ in range(args.epochs):
+            t = time.perf_counter()
+            stats = engine.train_epoch()
+            print(f"  epoch {engine.epoch}: {stats['perf/steps']} steps in {time.perf_counter() - t:.0f} s, "
+                  f"loss {stats['loss/total']:.3f}, train acc {stats['train/accuracy']:.2f}")
+        engine.module.eval()
+        print(line(f"after {args.epochs} epochs", engine.evaluate(trials=args.trials)))
 
 
 if __name__ == "__main__":

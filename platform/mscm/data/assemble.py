@@ -45,9 +45,9 @@ def camera_folders(parent: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def read_id_file(path: Path) -> list[int]:
+def read_id_file(path: Path, what: str = "identity list") -> list[int]:
     """Comma-separated integer ids (SYSU ``exp/*_id.txt``, LLCM ``idx/test_id.txt``); any line layout."""
-    require_file(path, "identity list")
+    require_file(path, what)
     ids = []
     for token in re.split(r"[,\s]+", path.read_text().strip()):
         if not token:
@@ -59,9 +59,9 @@ def read_id_file(path: Path) -> list[int]:
     return ids
 
 
-def read_index_file(path: Path) -> list[tuple[str, int, int]]:
+def read_index_file(path: Path, what: str = "image index") -> list[tuple[str, int, int]]:
     """``<relative path> <integer label>`` lines (RegDB and LLCM ``idx/*.txt``) -> (path, label, line number)."""
-    require_file(path, "image index")
+    require_file(path, what)
     out = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

@@ -60,14 +60,20 @@ def random_grayscale(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Ten
     return torch.where(apply[:, None, None, None], gray[:, None].expand_as(x), x)
 
 
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """PIL ``ImageEnhance.Brightness(img).enhance(f)`` per sample (what torchvision's ColorJitter does to a
+    PIL image): a blend with black, ``float32(pixel * f)`` truncated towards zero and clipped to 0..255."""
+    scaled = x.float() * factor.to(torch.float32)[:, None, None, None]
+    return scaled.clamp_(0, 255).floor_().to(torch.uint8)
+
+
 def random_brightness(x: torch.Tensor, strength: float, g: torch.Generator) -> torch.Tensor:
-    """ColorJitter(brightness=b): scale by a factor ~ U[max(0, 1-b), 1+b], clip to 0..255, round."""
+    """ColorJitter(brightness=b): per sample a factor ~ U[max(0, 1-b), 1+b] (:func:`adjust_brightness`)."""
     factor = _rand(g, x.shape[0], like=x)
     if strength <= 0:
         return x
     lo, hi = max(0.0, 1.0 - strength), 1.0 + strength
-    factor = lo + (hi - lo) * factor
-    return (x.float() * factor[:, None, None, None]).round_().clamp_(0, 255).to(torch.uint8)
+    return adjust_brightness(x, lo + (hi - lo) * factor)
 
 
 def pad_crop_flip(x: torch.Tensor, pad: int, flip_p: float, g: torch.Generator) -> torch.Tensor:

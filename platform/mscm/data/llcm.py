@@ -22,7 +22,7 @@ FOLDERS = {Modality.VISIBLE: ("train_vis.txt", "test_vis"), Modality.INFRARED: (
 def _train(root: Path, modality: Modality) -> list[ImageRecord]:
     index = root / "idx" / FOLDERS[modality][0]
     out = []
-    for rel, label, lineno in read_index_file(index):
+    for rel, label, lineno in read_index_file(index, "LLCM index file"):
         path = check_listed_image(root, rel, index, lineno)
         m = _CAM_PID.search(rel)
         camid, pid = (int(m.group(1)), int(m.group(2))) if m else (0, label)
@@ -44,7 +44,7 @@ def _test(root: Path, modality: Modality, ids: list[int]) -> list[ImageRecord]:
 def read_llcm(root: str | Path) -> VIReIDDataset:
     root = require_dir(root, "LLCM root")
     require_dir(root / "idx", "LLCM index folder")
-    test_ids = sorted(set(read_id_file(root / "idx" / "test_id.txt")))
+    test_ids = sorted(set(read_id_file(root / "idx" / "test_id.txt", "LLCM test id list")))
     train = _train(root, Modality.VISIBLE) + _train(root, Modality.INFRARED)
     test = _test(root, Modality.VISIBLE, test_ids) + _test(root, Modality.INFRARED, test_ids)
     return assemble("llcm", root, train, test, expected_test_ids=set(test_ids))

@@ -27,7 +27,7 @@ def _read(root: Path, name: str, modality: Modality) -> list[ImageRecord]:
     index = root / "idx" / name
     return [
         ImageRecord(str(check_listed_image(root, rel, index, lineno)), _pid_of(rel, label), CAMID[modality], modality)
-        for rel, label, lineno in read_index_file(index)
+        for rel, label, lineno in read_index_file(index, "RegDB index file")
     ]
 
 

@@ -35,8 +35,9 @@ def read_sysu(root: str | Path) -> VIReIDDataset:
     for cam in sorted(VISIBLE_CAMS + INFRARED_CAMS):
         require_dir(root / f"cam{cam}", f"SYSU-MM01 camera folder cam{cam}")
     exp = require_dir(root / "exp", "SYSU-MM01 split folder")
-    train_ids = sorted(set(read_id_file(exp / "train_id.txt")) | set(read_id_file(exp / "val_id.txt")))
-    test_ids = sorted(set(read_id_file(exp / "test_id.txt")))
+    train_ids = sorted(set(read_id_file(exp / "train_id.txt", "SYSU-MM01 training id list"))
+                       | set(read_id_file(exp / "val_id.txt", "SYSU-MM01 validation id list")))
+    test_ids = sorted(set(read_id_file(exp / "test_id.txt", "SYSU-MM01 test id list")))
     overlap = set(train_ids) & set(test_ids)
     if overlap:
         raise DatasetError(

@@ -25,7 +25,7 @@ from .appearance import sample_identity
 from .render import KINDS, Camera, render, sample_camera
 
 LAYOUTS = ("sysu", "regdb", "llcm")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: every camera folder exists even when empty
 MARKER = ".synthetic.json"  # written last: its presence means the folder is complete
 
 
@@ -44,6 +44,9 @@ class Plan:
     shots: list[Shot]
     text_files: dict[str, str]  # relative path -> content
     low_light: frozenset = frozenset()  # (cam, kind) of low-light visible cameras
+    # folders the real layout always has, created even when no image lands in them (a small dataset
+    # may leave a camera without images; the readers require every camera folder)
+    dirs: tuple[str, ...] = ()
 
 
 def _ids(values) -> str:
@@ -73,7 +76,7 @@ def _plan_sysu(n: int, seed: int) -> Plan:
             kind = "nir" if cam in (3, 6) else "rgb"
             shots += [Shot(f"cam{cam}/{pid:04d}/{k + 1:04d}.jpg", pid, cam, kind, k) for k in range(rng.integers(4, 7))]
     files = {"exp/train_id.txt": _ids(train) + "\n", "exp/val_id.txt": _ids(val) + "\n", "exp/test_id.txt": _ids(test) + "\n"}
-    return Plan(shots, files)
+    return Plan(shots, files, dirs=tuple(f"cam{c}" for c in range(1, 7)))
 
 
 def _plan_regdb(n: int, seed: int) -> Plan:
@@ -90,7 +93,7 @@ def _plan_regdb(n: int, seed: int) -> Plan:
                 lines = [f"{folder}/{pid}/{pid}_{tag}_{k + 1:02d}.bmp {label}"
                          for label, pid in enumerate(pids) for k in range(10)]
                 files[f"idx/{part}_{name}_{trial}.txt"] = "\n".join(lines) + "\n"
-    return Plan(shots, files)
+    return Plan(shots, files, dirs=("Visible", "Thermal"))
 
 
 def _plan_llcm(n: int, seed: int) -> Plan:
@@ -116,7 +119,9 @@ def _plan_llcm(n: int, seed: int) -> Plan:
     }
     rng = np.random.default_rng([seed, 6])
     low = frozenset((c, "rgb") for c in cams["rgb"] if rng.random() < 0.6)  # LLCM: low-light visible cameras
-    return Plan(shots, files, low)
+    dirs = tuple(f"{part}_{folder}/cam{c}" for part in ("train", "test")
+                 for kind, folder in (("rgb", "vis"), ("nir", "nir")) for c in cams[kind])
+    return Plan(shots, files, low, dirs)
 
 
 _PLANS = {"sysu": _plan_sysu, "regdb": _plan_regdb, "llcm": _plan_llcm}
@@ -136,6 +141,8 @@ def generate(layout: str, out: str | Path, identities: int, seed: int = 0, heigh
         raise DatasetError(f"{out}: output folder is not empty")
     start = time.perf_counter()
     plan = _PLANS[layout](identities, seed)
+    for rel in plan.dirs:
+        (out / rel).mkdir(parents=True, exist_ok=True)
     cameras: dict[tuple[int, str], Camera] = {}
     by_pid: dict[int, list[Shot]] = {}
     for shot in plan.shots:
