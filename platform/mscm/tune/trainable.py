@@ -14,22 +14,40 @@ from ..config import RunConfig, apply_overrides, from_dict
 
 BASE_KEY = "mscm_base"
 
+
 def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
     """The sampled dotted-key values of a trial config (everything but the base config)."""
     return {k: v for k, v in config.items() if k != BASE_KEY}
+
 
 def trial_run_config(config: dict[str, Any]) -> RunConfig:
     base = from_dict(RunConfig, config[BASE_KEY], source="trial config")
     return apply_overrides(base, trial_overrides(config), source="sampled trial parameters")
 
+def _report_callback():
+    """TuneReportCallback that keeps a run's failure report (non-finite loss) away from Tune: it has no
+    objective metric, which Tune's strict metric check and OptunaSearch would choke on. The driver turns
+    that report into the trial's error instead (``raise_if_failed``)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ..train.worker import FAILURE_KEY
+
+    class TrialReportCallback(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and FAILURE_KEY in metrics[0]:
+                return
+            super().after_report(run_context, metrics, checkpoint)
+
+    return TrialReportCallback()
+
+
 def train_driver(config: dict[str, Any]) -> None:
     import ray.tune
-    from ray.tune.integration.ray_train import TuneReportCallback
 
     from ..train.trainer import build_trainer, raise_if_failed
 
     cfg = trial_run_config(config)
     trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[TuneReportCallback()])
+    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()])
     result = trainer.fit()
     raise_if_failed(result)

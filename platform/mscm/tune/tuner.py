@@ -234,6 +234,13 @@ def _summarise(results, space, name, parent, tracking_uri, optuna_url, experimen
 
     df = results.get_dataframe()
     errored = len(results.errors)
+    failed_rows = [{"trial_id": r.metrics.get("trial_id") if r.metrics else None, "status": "ERROR",
+                    "error": str(r.error).strip().splitlines()[-1][:300] if str(r.error).strip() else type(r.error).__name__}
+                   for r in results if r.error is not None]
+    if failed_rows:  # trials that failed before reporting have no row in Tune's table
+        import pandas as pd
+
+        df = pd.concat([df, pd.DataFrame(failed_rows)], ignore_index=True)
     best = None
     single = isinstance(metric, str)
     if single:
@@ -252,14 +259,14 @@ def _summarise(results, space, name, parent, tracking_uri, optuna_url, experimen
         parent.log_artifact(Path(tmp, "best_trial.json"), "search")
         for png in search_plots(optuna_url, name, Path(tmp)):
             parent.log_artifact(png, "search/plots")
-    tags = {"num_trials": len(df), "num_errored": errored}
+    tags = {"num_trials": len(results), "num_errored": errored}
     if summary.get("trial_id"):
         tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary.get("run_id", ""),
                      "best_checkpoint": summary.get("checkpoint", "")})
         parent.log_metrics({f"best_{k}": v for k, v in summary.get("metrics", {}).items()}, step=0)
     parent.set_tags(tags)
     return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
-                         summary.get("metrics", {}), summary.get("checkpoint"), len(df), errored)
+                         summary.get("metrics", {}), summary.get("checkpoint"), len(results), errored)
 
 
 def _selection_metrics() -> tuple[str, ...]:

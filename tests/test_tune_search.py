@@ -1,0 +1,136 @@
+"""A real search: Ray Tune + OptunaSearch (RDB storage) + ASHA over TorchTrainer trials with 2 gloo DDP
+workers each, every trial in a real MLflow store. One trial draws a loss weight that overflows the loss:
+it must fail on its own while the search goes on."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from train_configs import TINY
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TRIALS = 4
+OVERFLOW = 1.0e38  # ce_weight x a cross-entropy of ~3 exceeds float32: a non-finite loss at step 1
+
+
+def _space_dict(seed: int) -> dict:
+    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
+    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
+    return {
+        "description": "test search",
+        "base": "smoke",
+        "overrides": overrides,
+        "parameters": {
+            "loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2},
+            "optim.lr": {"type": "log-float", "low": 0.005, "high": 0.1},
+            "model.mimb_scales": {"type": "int", "low": 0, "high": 2},
+            "loss.ce_weight": {"type": "categorical", "choices": [1.0, OVERFLOW]},
+        },
+        "objective": {"metric": "mAP", "direction": "maximize"},
+        "budget": {"trials": TRIALS, "epochs": 3, "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
+                   "max_concurrent_trials": 1},
+        "resources": {"workers": 2, "cpus_per_worker": 1, "gpus_per_worker": 0},
+        "sampler": {"name": "random", "seed": seed},
+    }
+
+
+def _seed_with_one_overflow(tmp_path) -> int:
+    """A sampler seed whose 4 draws hold exactly one overflowing trial, not the first (the random
+    sampler's draws do not depend on results, so the real search repeats them)."""
+    import optuna
+
+    from mscm.tune.space import load_search_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for seed in range(100):
+        path = tmp_path / f"probe-{seed}.yaml"
+        path.write_text(yaml.safe_dump(_space_dict(seed)))
+        space = load_search_space(str(path))
+        study = optuna.create_study(sampler=space.make_sampler())
+        draws = []
+        for _ in range(TRIALS):
+            trial = study.ask()
+            space.define_by_run(trial)
+            draws.append(trial.params["loss.ce_weight"] == OVERFLOW)
+            study.tell(trial, 0.0)
+        if sum(draws) == 1 and not draws[0]:
+            return seed
+    raise AssertionError("no seed gives exactly one overflowing trial")
+
+
+@pytest.fixture(scope="module")
+def search(local_ray, tmp_path_factory):
+    from mscm.tune.tuner import SearchOptions, run_search
+
+    tmp = tmp_path_factory.mktemp("search")
+    seed = _seed_with_one_overflow(tmp)
+    space = tmp / "test_space.yaml"
+    space.write_text(yaml.safe_dump(_space_dict(seed)))
+    outcome = run_search(SearchOptions(
+        space=str(space), name="test-search", tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        storage_path=str(tmp / "ray_results"), optuna_url=f"sqlite:///{tmp / 'optuna.db'}",
+    ))
+    return outcome
+
+
+def _trial_runs(outcome):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(outcome.tracking_uri)
+    parent = client.get_run(outcome.parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    return client, parent, runs
+
+
+def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
+    from mscm.tune.tracking import STATUS_TAG, TRIAL_TAG
+
+    client, parent, runs = _trial_runs(search)
+    assert search.num_trials == TRIALS
+    assert len(runs) == TRIALS
+    assert len({r.data.tags[TRIAL_TAG] for r in runs}) == TRIALS  # one run per trial, no duplicates
+    statuses = [r.data.tags.get(STATUS_TAG) for r in runs]
+    assert statuses.count("failed") == 1, statuses
+    assert statuses.count("stopped_early") >= 1, f"ASHA stopped no trial: {statuses}"
+    failed = next(r for r in runs if r.data.tags.get(STATUS_TAG) == "failed")
+    assert "non-finite loss" in failed.data.tags.get("failure", ""), failed.data.tags.get("failure")
+    assert failed.info.status == "FAILED"
+    for r in runs:
+        if r.data.tags.get(STATUS_TAG) == "failed":
+            continue
+        assert r.info.status == "FINISHED"
+        assert "sampled.loss.qct_margin" in r.data.params or "loss.qct_margin" in r.data.params
+        epochs = int(r.data.tags["epochs_run"])
+        assert len(client.get_metric_history(r.info.run_id, "mAP")) == epochs
+        assert r.data.tags.get("model_uri", "").startswith("models:/")
+        names = {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")}
+        assert "evaluation/cmc.png" in names
+
+
+def test_parent_run_summarises_the_search(search):
+    client, parent, runs = _trial_runs(search)
+    assert parent.data.tags["mscm.search"] == "test-search"
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["num_errored"] == "1"
+    arts = {a.path for a in client.list_artifacts(search.parent_run_id, "search")}
+    assert {"search/trials.csv", "search/best_trial.json"} <= arts
+    plots = {a.path for a in client.list_artifacts(search.parent_run_id, "search/plots")}
+    assert any("history" in p for p in plots), plots
+    best = next(r for r in runs if r.data.tags.get("ray_trial_id") == search.best_trial_id)
+    scores = [float(r.data.tags["best_score"]) for r in runs if "best_score" in r.data.tags]
+    assert float(best.data.tags["best_score"]) == max(scores)
+
+
+def test_optuna_study_records_every_trial(search):
+    import optuna
+
+    study = optuna.load_study(study_name="test-search", storage=search.optuna_url)
+    states = [t.state for t in study.trials]
+    assert len(states) == TRIALS
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS - 1
+    failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
+    assert failed.params["loss.ce_weight"] == OVERFLOW
