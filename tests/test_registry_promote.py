@@ -304,3 +304,18 @@ def test_retrieval_ranks_near_duplicates_first(champion_embedder, store, ranked,
     with Image.open(out / "grid.png") as grid:
         assert grid.width > 6 * 64 and grid.height > 160
     assert "dup-0.png" in capsys.readouterr().out
+
+
+def test_a_checkpoint_path_this_machine_cannot_see_is_read_from_the_runs_artifact(store, client, tmp_path):
+    import dataclasses
+
+    from mscm.registry.select import SelectionError, checkpoint_dir, find_search, select_trial
+
+    choice = select_trial(client, find_search(client, store.search), "mAP")
+    moved = dataclasses.replace(choice, checkpoint_path=str(tmp_path / "on-another-node"))
+    local = checkpoint_dir(client, moved, tmp_path / "scratch")
+    assert local != Path(choice.checkpoint_path)
+    assert checkpoint_sha256(local) == checkpoint_sha256(choice.checkpoint_path)
+    orphan = dataclasses.replace(moved, run_id=store.parent_run_id)  # a run without the artifact
+    with pytest.raises(SelectionError, match="is not on this machine"):
+        checkpoint_dir(client, orphan, tmp_path / "scratch2")

@@ -78,13 +78,18 @@ def check_sha(found: str, recorded: str, what: str) -> None:
         raise ModelSourceError(f"{what} is corrupted: SHA-256 {found[:16]}… but {recorded[:16]}… was registered")
 
 
+def parse_model_uri(uri: str) -> re.Match:
+    m = _MODEL_URI.match(uri)
+    if not m:
+        raise ModelSourceError(f"{uri!r} is not a registered model URI (models:/<name>@<alias> or models:/<name>/<version>)")
+    return m
+
+
 def resolve_version(client, uri: str):
     """The ModelVersion of ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
     from mlflow.exceptions import MlflowException
 
-    m = _MODEL_URI.match(uri)
-    if not m:
-        raise ModelSourceError(f"{uri!r} is not a registered model URI (models:/<name>@<alias> or models:/<name>/<version>)")
+    m = parse_model_uri(uri)
     try:
         if m["alias"]:
             return client.get_model_version_by_alias(m["name"], m["alias"])
@@ -115,6 +120,7 @@ def checkpoint_for(source: str, scratch: str | Path, tracking_uri: str | None = 
         return Path(source)
     if not source.startswith("models:/"):
         raise ModelSourceError(f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor a models:/ URI")
+    parse_model_uri(source)  # before opening the store
     from mlflow import MlflowClient
 
     from ..tracking.mlflow_run import resolve_tracking_uri
