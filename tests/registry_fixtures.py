@@ -7,8 +7,12 @@ checkpoint folder), ``best_score``, metrics ``best/<k>`` from that checkpoint's 
 ``best_checkpoint/`` artifact; and a failed trial. The checkpoints are tiny resnet18 MSCMNets on a
 synthetic SYSU-layout dataset: one after a few SGD steps of the real loss, one untrained.
 
-An end-to-end test that runs a real tiny search can replace this function by anything that returns
-a :class:`SearchStore` for that search.
+An end-to-end test that runs a real tiny search can replace this function (the ``store`` fixture of
+tests/test_registry_promote.py) by anything that returns a :class:`SearchStore` for that search, if
+the search: uses the SYSU layout (registered model mscm-sysu, protocols sysu-all + sysu-indoor) at
+HEIGHT x WIDTH with a resnet18 (the smoke recipe at 64x32, model.alb_heads=4); leaves at least two
+completed trials with best checkpoints whose full-protocol mAP differ; uploads the best_checkpoint/
+artifacts (the default); and ``notes[trial_id]["mAP"]`` holds each trial's ``best/mAP``.
 """
 
 from __future__ import annotations

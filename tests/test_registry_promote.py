@@ -25,7 +25,7 @@ from mscm.registry.describe import TAG_CHECKPOINT_URI
 from mscm.registry.promote import PromotionError, promote
 from mscm.registry.settings import PromotionSettings
 from mscm.registry.source import checkpoint_sha256
-from registry_fixtures import build_search_store
+from registry_fixtures import HEIGHT, WIDTH, build_search_store
 
 NAME = "mscm-sysu"  # the default registered model of a sysu search
 
@@ -105,7 +105,7 @@ def test_first_promotion_registers_the_champion_with_a_readable_record(champion,
     assert tags["mscm.data_fingerprint"] == data_fingerprint([r.path for r in ds.test_visible + ds.test_infrared])
     assert tags["mscm.code_version"].startswith("mscm ")
     cfg = from_dict(RunConfig, yaml.safe_load(tags["mscm.config"]))
-    assert (cfg.data.height, cfg.data.width, cfg.model.backbone) == (64, 32, "resnet18")
+    assert (cfg.data.height, cfg.data.width, cfg.model.backbone) == (HEIGHT, WIDTH, "resnet18")
     for protocol, result in champion.candidate_results.items():
         assert float(tags[f"mscm.metric.{protocol}.mAP"]) == pytest.approx(result.mean["mAP"], abs=1e-6)
     text = mv.description
@@ -160,7 +160,7 @@ def _artifact_path(client, run_id: str, path: str) -> Path:
     return Path(urlparse(client.get_run(run_id).info.artifact_uri).path) / path
 
 
-def _clone_champion(client, store, name: str) -> tuple[str, Path]:
+def _clone_champion(client, store, name: str, scratch: Path) -> tuple[str, Path]:
     """A registered model ``name`` whose champion is a copy of mscm-sysu's (own checkpoint and model
     files, so breaking them leaves the real champion intact); returns (run id, artifact folder)."""
     from mscm.registry.source import download
@@ -168,7 +168,7 @@ def _clone_champion(client, store, name: str) -> tuple[str, Path]:
     src = client.get_model_version_by_alias(NAME, "champion")
     exp = client.get_experiment_by_name(store.experiment)
     run = client.create_run(exp.experiment_id, run_name=f"copy-for-{name}")
-    tmp = Path(store.cache_dir).parent / f"copy-{name}"
+    tmp = scratch / f"copy-{name}"
     client.log_artifacts(run.info.run_id, str(download(src.tags[TAG_CHECKPOINT_URI], tmp / "c", store.tracking_uri,
                                                        "champion checkpoint")), "checkpoint")
     client.log_artifacts(run.info.run_id, str(download(src.source, tmp / "m", store.tracking_uri, "champion model")),
@@ -194,9 +194,9 @@ def _flip_bytes(path: Path) -> None:
     ("no-alias", r"has 1 version\(s\) but no 'champion' alias"),
 ])
 def test_a_damaged_or_missing_champion_is_reported_and_nothing_changes(champion, client, store, ranked, damage,
-                                                                       message):
+                                                                       message, tmp_path):
     name = f"broken-{damage}"
-    _, artifacts = _clone_champion(client, store, name)
+    _, artifacts = _clone_champion(client, store, name, tmp_path)
     if damage == "checkpoint-corrupted":
         _flip_bytes(artifacts / "checkpoint" / "model.pt")
     elif damage == "checkpoint-missing":
@@ -230,10 +230,10 @@ def test_the_champion_loads_by_alias_and_embeds_with_its_signature(champion_embe
     sig = mlflow.models.get_model_info(f"models:/{NAME}@champion").signature
     images, modality = sig.inputs.inputs
     assert (images.type, images.shape, modality.type, modality.shape) == (
-        np.dtype("uint8"), (-1, 64, 32, 3), np.dtype("int64"), (-1,))
-    assert (champion_embedder.height, champion_embedder.width) == (64, 32)
+        np.dtype("uint8"), (-1, HEIGHT, WIDTH, 3), np.dtype("int64"), (-1,))
+    assert (champion_embedder.height, champion_embedder.width) == (HEIGHT, WIDTH)
     reference, _, _ = embedding_model_from_checkpoint(store.checkpoints[ranked[0]])
-    x = torch.randint(0, 256, (5, 64, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    x = torch.randint(0, 256, (5, HEIGHT, WIDTH, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     m = torch.tensor([1, 0, 1, 1, 0])
     with torch.inference_mode():
         got, want = champion_embedder.module(x, m), reference(x, m)
@@ -251,7 +251,7 @@ def test_export_torchscript_gives_the_pytorch_embeddings(champion, store, ranked
     assert "max |difference| to the PyTorch model" in capsys.readouterr().out
     scripted = torch.jit.load(str(out))
     reference, _, _ = embedding_model_from_checkpoint(store.checkpoints[ranked[0]])
-    x = torch.randint(0, 256, (4, 64, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    x = torch.randint(0, 256, (4, HEIGHT, WIDTH, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     m = torch.tensor([0, 1, 1, 0])
     with torch.inference_mode():
         assert (scripted(x, m) - reference(x, m)).abs().max() < 1e-4
@@ -302,7 +302,7 @@ def test_retrieval_ranks_near_duplicates_first(champion_embedder, store, ranked,
     assert scores == sorted(scores, reverse=True)
     assert json.loads((out / "ranked.json").read_text())["gallery_size"] == size
     with Image.open(out / "grid.png") as grid:
-        assert grid.width > 6 * 64 and grid.height > 160
+        assert grid.width > 6 * 64 and grid.height > 160  # 6 tiles of at least 96 px
     assert "dup-0.png" in capsys.readouterr().out
 
 
