@@ -8,6 +8,9 @@ import torch
 
 from ..checkpoint import load_model
 
+INPUT_DOC = "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared"
+OUTPUT_DOC = "float32 (B,D) L2-normalised"
+
 
 def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
     from ..model.inference import EmbeddingModel
@@ -17,7 +20,8 @@ def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
 
 
 def embedding_signature(height: int, width: int, dim: int):
-    """The documented input signature as MLflow tensor specs (pt2 logging requires tensor specs)."""
+    """The MLflow signature of the inference path (mscm.model.inference): two tensor inputs with a
+    dynamic batch dimension. pt2 logging needs tensor specs (a tuple example infers none)."""
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -37,9 +41,9 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     module, cfg, payload = embedding_model_from_checkpoint(checkpoint_dir)
     h, w = cfg.data.height, cfg.data.width
     example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.tensor([0, 1], dtype=torch.int64))
+    with torch.inference_mode():
+        dim = int(module(*example).shape[1])
     mlflow.set_tracking_uri(tracking_uri)
-    with torch.no_grad():
-        dim = module(*example).shape[1]
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(
             module,
@@ -48,8 +52,7 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
             signature=embedding_signature(h, w, dim),
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"input": "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared",
-                      "output": "float32 (B,D) L2-normalised", "height": h, "width": w,
+            metadata={"input": INPUT_DOC, "output": OUTPUT_DOC, "height": h, "width": w, "dim": dim,
                       "feature": cfg.eval.feature, "epoch": payload["epoch"]},
         )
     return info.model_uri

@@ -1,0 +1,182 @@
+"""Where a model comes from: a checkpoint folder, or an MLflow model URI (``models:/<name>@<alias>``,
+``models:/<name>/<version>``, ``runs:/...``, ``models:/m-...``).
+
+- :func:`load_embedder` gives the inference path (:mod:`mscm.model.inference` signature) and its input
+  size: the registered pt2 model itself for MLflow URIs, an EmbeddingModel for a checkpoint folder.
+- :func:`checkpoint_for` gives the checkpoint a registered version was made from (verified against
+  the SHA-256 recorded at promotion), for export and re-evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..checkpoint import MODEL_FILE
+from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI
+
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+class ModelSourceError(RuntimeError):
+    """A model source is missing, damaged, or not one mscm can use."""
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_sha256(directory: str | Path) -> str:
+    """Identity of a checkpoint's weights and config: the SHA-256 of its model file."""
+    return file_sha256(Path(directory) / MODEL_FILE)
+
+
+def tree_sha256(directory: str | Path) -> str:
+    """SHA-256 over every file of a folder (relative name and content), in sorted order."""
+    directory = Path(directory)
+    if directory.is_file():
+        return file_sha256(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    if not files:
+        raise ModelSourceError(f"{directory}: no files")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(directory).as_posix().encode() + b"\0" + file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def download(uri: str, dst: str | Path, tracking_uri: str | None, what: str) -> Path:
+    import mlflow.artifacts
+
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    quiet = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"  # one bar per small download is noise
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri))
+    except Exception as e:  # MlflowException, OSError: deleted artifacts, a store that moved
+        raise ModelSourceError(f"{what} is missing: {uri} cannot be read ({type(e).__name__}: {e})") from None
+    finally:
+        if quiet is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = quiet
+
+
+def check_sha(found: str, recorded: str, what: str) -> None:
+    if found != recorded:
+        raise ModelSourceError(f"{what} is corrupted: SHA-256 {found[:16]}… but {recorded[:16]}… was registered")
+
+
+def parse_model_uri(uri: str) -> re.Match:
+    m = _MODEL_URI.match(uri)
+    if not m:
+        raise ModelSourceError(f"{uri!r} is not a registered model URI (models:/<name>@<alias> or models:/<name>/<version>)")
+    return m
+
+
+def resolve_version(client, uri: str):
+    """The ModelVersion of ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    from mlflow.exceptions import MlflowException
+
+    m = parse_model_uri(uri)
+    try:
+        if m["alias"]:
+            return client.get_model_version_by_alias(m["name"], m["alias"])
+        return client.get_model_version(m["name"], m["version"])
+    except MlflowException as e:
+        raise ModelSourceError(f"{uri}: not in the registry at {client.tracking_uri} ({e.message})") from None
+
+
+def version_checkpoint(client, mv, scratch: str | Path) -> Path:
+    """The checkpoint a version was registered from, downloaded and checked against its SHA-256 tag."""
+    where = f"version {mv.version} of {mv.name!r}"
+    if TAG_CHECKPOINT_URI not in mv.tags or TAG_CHECKPOINT_SHA not in mv.tags:
+        raise ModelSourceError(f"{where} was not registered by mscm promote (no {TAG_CHECKPOINT_URI} tag)")
+    ckpt = download(mv.tags[TAG_CHECKPOINT_URI], scratch, client.tracking_uri, f"{where}: its checkpoint")
+    if not (ckpt / MODEL_FILE).is_file():
+        raise ModelSourceError(f"{where}: its checkpoint {mv.tags[TAG_CHECKPOINT_URI]} has no {MODEL_FILE}")
+    check_sha(checkpoint_sha256(ckpt), mv.tags[TAG_CHECKPOINT_SHA], f"{where}: checkpoint {mv.tags[TAG_CHECKPOINT_URI]}")
+    return ckpt
+
+
+def is_checkpoint_dir(source: str | Path) -> bool:
+    return Path(source).is_dir() and (Path(source) / MODEL_FILE).is_file()
+
+
+def checkpoint_for(source: str, scratch: str | Path, tracking_uri: str | None = None) -> Path:
+    """A checkpoint folder as it is, or the verified checkpoint of a registered version."""
+    if is_checkpoint_dir(source):
+        return Path(source)
+    if not source.startswith("models:/"):
+        raise ModelSourceError(f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor a models:/ URI")
+    parse_model_uri(source)  # before opening the store
+    from mlflow import MlflowClient
+
+    from ..tracking.mlflow_run import resolve_tracking_uri
+
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    return version_checkpoint(client, resolve_version(client, source), scratch)
+
+
+@dataclass
+class Embedder:
+    """``embed(images uint8 (B,H,W,3), modality int64 (B,)) -> float32 (B,D)`` at ``height`` x ``width``."""
+
+    module: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    height: int
+    width: int
+    source: str
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        return self.module(images, modality).float()
+
+
+def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
+    if is_checkpoint_dir(source):
+        from ..tracking.model_logging import embedding_model_from_checkpoint
+
+        module, cfg, _ = embedding_model_from_checkpoint(source)
+        return Embedder(module, cfg.data.height, cfg.data.width, source)
+    if not source.startswith(("models:/", "runs:/")):
+        raise ModelSourceError(f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor an MLflow "
+                               "model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)")
+    import mlflow
+    import mlflow.pytorch
+
+    from ..tracking.mlflow_run import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        info = mlflow.models.get_model_info(source)
+        module = mlflow.pytorch.load_model(source, map_location="cpu")
+    except Exception as e:  # MlflowException, OSError, torch load errors
+        raise ModelSourceError(f"{source}: cannot load it from {uri} ({type(e).__name__}: {e})") from None
+    height, width = _input_size(info, source)
+    return Embedder(module, height, width, source)
+
+
+def _input_size(info: Any, source: str) -> tuple[int, int]:
+    sig = info.signature
+    try:
+        shape = sig.inputs.inputs[0].shape
+        height, width = int(shape[1]), int(shape[2])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        raise ModelSourceError(f"{source}: its signature does not give the input size "
+                               "(expected images (-1, H, W, 3)); was it logged by mscm?") from None
+    if height < 1 or width < 1:
+        raise ModelSourceError(f"{source}: its signature has no fixed input size ({shape})")
+    return height, width
