@@ -134,3 +134,31 @@ def test_optuna_study_records_every_trial(search):
     assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS - 1
     failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
     assert failed.params["loss.ce_weight"] == OVERFLOW
+
+
+def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
+    """The search above, end to end into the registry: the best trial becomes champion, a second
+    promotion of the same trial registers nothing, and models:/<name>@champion embeds images."""
+    import mlflow
+    import torch
+    from mlflow import MlflowClient
+
+    from mscm.registry.promote import promote
+    from mscm.registry.settings import PromotionSettings
+
+    settings = PromotionSettings(trials=2)
+    first = promote("test-search", settings, tracking_uri=search.tracking_uri, progress=False)
+    assert first.action == "champion", first.message()
+    assert first.candidate.trial_id == search.best_trial_id
+    client = MlflowClient(search.tracking_uri)
+    name = first.registered_model
+    versions = client.search_model_versions(f"name = '{name}'")
+    again = promote("test-search", settings, tracking_uri=search.tracking_uri, progress=False)
+    assert again.action == "noop", again.message()
+    assert len(client.search_model_versions(f"name = '{name}'")) == len(versions)
+
+    mlflow.set_tracking_uri(search.tracking_uri)
+    model = mlflow.pytorch.load_model(f"models:/{name}@champion")
+    images = torch.randint(0, 256, (2, TINY["data.height"], TINY["data.width"], 3), dtype=torch.uint8)
+    emb = model(images, torch.tensor([0, 1]))
+    assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)

@@ -214,12 +214,35 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     status = "FAILED"
     try:
         results = tuner.fit()
+        _close_orphans(tracking_uri, parent, results, storage, name)
         outcome = _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode)
         status = "FINISHED"
         return outcome
     finally:
         parent.end(status)
         print(f"MLflow UI: {ui_command(tracking_uri)}")
+
+
+def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str) -> None:
+    """After a resumed search: trials that were running when the driver died but had not reached Tune's
+    experiment state are unknown to the restored search (it samples replacements). Close their MLflow
+    runs as KILLED (status "interrupted") and their Optuna trials as FAIL, so neither stays RUNNING."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from .tracking import STATUS_TAG, TRIAL_TAG
+
+    known = {r.metrics.get("trial_id") for r in results if r.metrics}
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
+                              max_results=10000)
+    for run in runs:
+        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_TAG) not in known:
+            client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
+            client.set_terminated(run.info.run_id, status="KILLED")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _ensure_sqlite_dir(url: str) -> str:

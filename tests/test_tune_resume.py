@@ -1,0 +1,91 @@
+"""An interrupted search (its driver process killed) continues with --resume: finished trials are kept,
+their MLflow runs are not duplicated, and the Optuna study ends with every trial."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from train_configs import TINY
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+TRIALS = 3
+
+
+def _space(path) -> str:
+    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
+    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
+    path.write_text(yaml.safe_dump({
+        "base": "smoke",
+        "overrides": overrides,
+        "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
+        "objective": {"metric": "mAP", "direction": "maximize"},
+        "budget": {"trials": TRIALS, "epochs": 2, "scheduler": "none", "max_concurrent_trials": 1},
+        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
+        "sampler": {"name": "tpe", "seed": 3},
+    }))
+    return str(path)
+
+
+def _finished_trial_runs(uri: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("mscm")
+    if exp is None:
+        return {}
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.ray_trial_id != ''")
+    return {r.data.tags["ray_trial_id"]: r.info.run_id for r in runs if r.info.status == "FINISHED"}
+
+
+def test_killed_search_resumes_without_duplicating_trials(tmp_path):
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tune.tracking import STATUS_TAG
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = [sys.executable, "-m", "mscm", "tune", "--space", _space(tmp_path / "space.yaml"), "--name", "resumable",
+            "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results"), "--optuna-url", optuna_url]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and first.poll() is None and not _finished_trial_runs(uri):
+            time.sleep(1)
+        assert first.poll() is None, f"the search ended before it could be killed: {(tmp_path / 'first.log').read_text()[-3000:]}"
+        done_before = _finished_trial_runs(uri)
+        assert done_before, "no trial finished within 10 minutes"
+        time.sleep(3)  # let Tune write its experiment state after the trial
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        first.wait()
+    time.sleep(2)
+
+    second = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+
+    after = _finished_trial_runs(uri)
+    for trial_id, run_id in done_before.items():
+        assert after[trial_id] == run_id  # the finished trial kept its run, and has no second one
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("mscm")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.ray_trial_id != ''")
+    finished = [r.data.tags["ray_trial_id"] for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == TRIALS, finished
+    # A trial cut off before Tune recorded it is closed as interrupted, never left RUNNING.
+    others = [r for r in runs if r.info.status != "FINISHED"]
+    assert all(r.info.status == "KILLED" and r.data.tags.get(STATUS_TAG) == "interrupted" for r in others)
+    study = optuna.load_study(study_name="resumable", storage=optuna_url)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS, states
+    assert optuna.trial.TrialState.RUNNING not in states
