@@ -40,6 +40,11 @@ class ProtocolSpec:
     cmc: str  # "dedup" (the lineage's new CMC) or "standard"
 
     @property
+    def title(self) -> str:
+        """The setting's name in the papers' tables."""
+        return _TITLES[self.name]
+
+    @property
     def label(self) -> str:
         q = "IR" if self.query_modality == Modality.INFRARED else "VIS"
         g = "IR" if self.gallery_modality == Modality.INFRARED else "VIS"
@@ -49,6 +54,11 @@ class ProtocolSpec:
 _VIS, _IR = Modality.VISIBLE, Modality.INFRARED
 _LLCM_VIS_CAMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 _LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)  # test_nir has no cam3
+
+_TITLES = {
+    "sysu-all": "All Search", "sysu-indoor": "Indoor Search", "regdb-v2t": "Visible to Thermal",
+    "regdb-t2v": "Thermal to Visible", "llcm-i2v": "IR to VIS", "llcm-v2i": "VIS to IR",
+}
 
 PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
     # SYSU: query = IR cams 3 and 6 in both modes; cam3 queries drop cam2 gallery images.

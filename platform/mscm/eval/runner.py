@@ -1,7 +1,7 @@
-"""Run a protocol: features once for every candidate record, then each trial picks rows.
+"""Run a protocol from features of its candidate records: each trial picks rows.
 
-``evaluate`` is the top level (model -> EvalResult); ``evaluate_protocol`` starts from features,
-which is what training loops and tests call when they already hold them.
+``evaluate_protocol`` starts from features; the model-level entry points (``evaluate``,
+``evaluate_full``) are in mscm.eval.full.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config.schema import EvalConfig
-from ..data.records import Modality, VIReIDDataset
-from .features import IndexedImages, features_for_eval
+from ..data.records import VIReIDDataset
 from .metrics import DEFAULT_MEMORY_BUDGET, distances, score_distmat, score_features, summarize
 from .protocols import (
     Candidates, GalleryFolders, GalleryMode, TrialSplit, candidates, check_dataset, get_protocol, records_of,
@@ -114,43 +112,3 @@ def _score_splits(
         )
         for s in bar()
     ]
-
-
-def evaluate(
-    model: torch.nn.Module,
-    dataset: VIReIDDataset,
-    eval_cfg: EvalConfig,
-    images_visible: Sequence[np.ndarray],
-    images_infrared: Sequence[np.ndarray],
-    *,
-    trials: "int | Sequence[int] | None" = None,
-    device: "str | torch.device" = "cpu",
-    amp_dtype: torch.dtype | None = None,
-    progress: bool = True,
-) -> EvalResult:
-    """Evaluate ``model`` on ``eval_cfg.protocol``: one feature extraction, then every trial.
-
-    ``images_visible`` / ``images_infrared`` are aligned with ``dataset.test_visible`` /
-    ``dataset.test_infrared`` (only the records the protocol can use are read). ``trials``: None =
-    ``eval_cfg.trials``; an int n = trials 0..n-1; or explicit trial numbers.
-    """
-    spec = get_protocol(eval_cfg.protocol)
-    check_dataset(spec, dataset)
-    for name, imgs, recs in (("images_visible", images_visible, dataset.test_visible),
-                             ("images_infrared", images_infrared, dataset.test_infrared)):
-        if len(imgs) != len(recs):
-            raise ValueError(f"{name} has {len(imgs)} images for {len(recs)} test records")
-    pool = candidates(spec, dataset)
-    images = {Modality.VISIBLE: images_visible, Modality.INFRARED: images_infrared}
-    qf, gf = (
-        features_for_eval(model, IndexedImages(images[m], idx), m, eval_cfg, device=device,
-                          amp_dtype=amp_dtype, progress=progress)
-        for m, idx in ((spec.query_modality, pool.query), (spec.gallery_modality, pool.gallery))
-    )
-    # Rank where the model ran: a GPU ranks large galleries far faster than the CPU.
-    qf, gf = qf.to(device), gf.to(device)
-    return evaluate_protocol(
-        spec.name, dataset, qf, gf, trials=eval_cfg.trials if trials is None else trials,
-        gallery_mode=eval_cfg.gallery_mode, feature=eval_cfg.feature, flip=eval_cfg.flip, pool=pool,
-        progress=progress,
-    )
