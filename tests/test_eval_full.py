@@ -73,22 +73,21 @@ def test_full_protocol_sets():
 
 def test_sysu_all_and_indoor_single_and_multi_shot(roots, model, tmp_path):
     ds, vis, ir = load_test_images(read_dataset("sysu", roots["sysu"]), H, W, cache_dir=str(tmp_path), progress=False)
-    cfg = EvalConfig(trials=3, batch_size=BATCH)
-    results = evaluate_full(model, ds, cfg, vis, ir, progress=False)
-    assert list(results) == ["sysu-all", "sysu-indoor"]
-    # Multi-shot from the same features (one extraction serves any number of rankings).
-    feats = extract_test_features(model, ds, cfg, vis, ir, progress=False)
+    # One extraction per modality serves every ranking (evaluate_full = extract + rank).
+    feats = extract_test_features(model, ds, EvalConfig(batch_size=BATCH), vis, ir, progress=False)
+    assert feats.protocols == ["sysu-all", "sysu-indoor"]
+    single = rank_protocols(feats, ds, trials=3, progress=False)
     multi = rank_protocols(feats, ds, trials=2, gallery_mode="multi", progress=False)
     for name, cams in (("sysu-all", (1, 2, 4, 5)), ("sysu-indoor", (1, 2))):
-        _check(results[name], [0, 1, 2], *_sysu_expected(roots["sysu"], cams, multi=False))
+        _check(single[name], [0, 1, 2], *_sysu_expected(roots["sysu"], cams, multi=False))
         _check(multi[name], [0, 1], *_sysu_expected(roots["sysu"], cams, multi=True))
-        assert results[name].cmc_kind == "dedup" and results[name].gallery_mode == "single"
+        assert single[name].cmc_kind == "dedup" and single[name].gallery_mode == "single"
         assert multi[name].gallery_mode == "multi"
     # Trials draw different galleries.
-    assert len({tuple(t.cmc) + (t.metrics["mAP"],) for t in results["sysu-all"].trials}) > 1
+    assert len({tuple(t.cmc) + (t.metrics["mAP"],) for t in single["sysu-all"].trials}) > 1
     # The shared extraction gives what one protocol's own evaluation gives (rows aligned).
     alone = evaluate(model, ds, EvalConfig(protocol="sysu-indoor", trials=3, batch_size=BATCH), vis, ir, progress=False)
-    for a, b in zip(results["sysu-indoor"].trials, alone.trials):
+    for a, b in zip(single["sysu-indoor"].trials, alone.trials):
         assert a.metrics == pytest.approx(b.metrics)
 
 

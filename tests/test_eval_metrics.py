@@ -195,7 +195,7 @@ def test_removal_mask_matches_its_definition():
 @pytest.mark.parametrize("seed", range(5))
 def test_vectorised_agrees_with_reference(rule, seed):
     rng = np.random.default_rng(10 + seed)
-    # Up to 8 positives per query use comparison passes, more a binary search: seed 0 has many
+    # Up to 12 positives per query use comparison passes, more a sort: seed 0 has many
     # positives, seed 4 few; seeds 1 and 4 use integer features (many exact ties).
     ids = {0: 2, 4: 20}.get(seed) or int(rng.integers(3, 12))
     q, g, qp, gp, qc, gc = _random_problem(rng, nq=int(rng.integers(1, 60)), ng=int(rng.integers(1, 80)), ids=ids)

@@ -219,9 +219,7 @@ def combine_regdb_splits(per_split: Sequence[dict[str, EvalResult]]) -> dict[str
     for name in per_split[0]:
         results = [r[name] for r in per_split]
         trials = [t for r in results for t in r.trials]
-        numbers = [t.trial for t in trials]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError(f"{name}: RegDB splits repeat ({sorted(numbers)}); give one model per split")
+        _check_combinable([r.dataset for r in results], [t.trial for t in trials])
         first = results[0]
         extra = {"splits": [r.extra for r in results]}
         out[name] = dataclasses.replace(first, trials=sorted(trials, key=lambda t: t.trial), extra=extra)
@@ -377,24 +375,23 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], **options: Any) -> R
         if options.get("regdb_split") is not None:
             raise ValueError("regdb_split goes with a single checkpoint (several are one per split)")
         cfgs = [config_of(load_model_payload(c), str(c)) for c in checkpoints]
-        layouts = {options.get("layout") or c.data.dataset for c in cfgs}
-        if layouts != {"regdb"}:
-            raise ValueError("several checkpoints are combined only for RegDB (one model per split); "
-                             f"got datasets {sorted(layouts)}")
-        splits = [c.data.regdb_trial for c in cfgs]
-        if len(set(splits)) != len(splits):
-            raise ValueError(f"RegDB splits repeat ({sorted(splits)}); give one model per split")
+        _check_combinable([options.get("layout") or c.data.dataset for c in cfgs], [c.data.regdb_trial for c in cfgs])
     return merge_reports([evaluate_checkpoint(c, **options) for c in checkpoints])
+
+
+def _check_combinable(layouts: list[str], splits: list[int]) -> None:
+    if set(layouts) != {"regdb"}:
+        raise ValueError("several checkpoints are combined only for RegDB (one model per split); "
+                         f"got datasets {sorted(set(layouts))}")
+    if len(set(splits)) != len(splits):
+        raise ValueError(f"RegDB splits repeat ({sorted(splits)}); give one model per split")
 
 
 def merge_reports(reports: Sequence[Report]) -> Report:
     """Several RegDB checkpoints (one per split) as one report over the splits."""
     if len(reports) == 1:
         return reports[0]
-    layouts = {r.dataset["layout"] for r in reports}
-    if layouts != {"regdb"}:
-        raise ValueError("several checkpoints are combined only for RegDB (one model per split); "
-                         f"got datasets {sorted(layouts)}")
+    _check_combinable([r.dataset["layout"] for r in reports], [r.dataset.get("regdb_split") for r in reports])
     results = combine_regdb_splits([r.results for r in reports])
     dataset = dict(reports[0].dataset)
     dataset["regdb_split"] = sorted(r.dataset["regdb_split"] for r in reports)

@@ -47,8 +47,9 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20
 # Bytes per (query, gallery) pair of a distance block (float32); the ranking passes themselves
 # work on cache-sized sub-blocks. The budget covers the block and a same-size copy.
 _BYTES_PER_PAIR = 8
-# Up to this many bounds (2 per positive), counting uses comparison passes instead of a sort.
-_COMPARE_MAX_BOUNDS = 16
+# Up to this many bounds (2 per positive), counting uses comparison passes (about 0.7 ns per
+# distance each, measured on a 2-core AVX2 CPU) instead of a sort (about 15 ns per distance).
+_COMPARE_MAX_BOUNDS = 24
 # Distances per ranking sub-block: several passes over a sub-block run from the CPU cache.
 _SUB_BLOCK = 2**18
 
