@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate a checkpoint on a dataset's test protocols (SYSU, RegDB, LLCM)",
         description="Evaluate a checkpoint on the full test protocol of a dataset: SYSU-MM01 all and indoor "
                     "search, RegDB visible->thermal and thermal->visible, LLCM IR->VIS and VIS->IR "
-                    "(shared/design/eval-protocols.md). Prints R1/R5/R10/R20/mAP/mINP in %% (mean ± std over trials).",
+                    "(shared/design/eval-protocols.md). Prints R1/R5/R10/R20/mAP/mINP in % (mean ± std over trials).",
     )
     p.add_argument("--checkpoint", required=True, action="append", metavar="DIR",
                    help="checkpoint directory (as training writes it); repeat for RegDB, one per split")
