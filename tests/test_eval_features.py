@@ -13,7 +13,8 @@ from mscm.data.imagenet import normalize_uint8
 from mscm.data.records import ImageRecord, Modality, VIReIDDataset
 from mscm.eval.features import extract_features, features_for_eval, fuse_for_similarity
 from mscm.eval.protocols import candidates, get_protocol
-from mscm.eval.runner import evaluate, evaluate_protocol
+from mscm.eval.full import evaluate
+from mscm.eval.runner import evaluate_protocol
 
 H, W = 16, 8
 

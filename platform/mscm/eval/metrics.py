@@ -8,22 +8,29 @@ CMC. The reported CMC of SYSU and LLCM is the lineage's identity-deduplicated ("
 
 How it is fast without sorting: a query only needs the ranks of its positives and, for the
 deduplicated CMC, how many identities are seen before its first positive.
-- rank of positive i = 1 + number of kept gallery entries strictly closer. One batched
-  ``searchsorted`` of every distance into the query's sorted positive distances, then one
-  ``bincount``, gives all of these counts at once (O(gallery x log positives) per query).
-- deduplicated rank = 1 + number of identities whose nearest kept entry is closer than the first
-  positive (one ``scatter_reduce(amin)`` per block).
+- rank of positive i = 1 + number of kept gallery entries strictly closer. With few positives
+  (single-shot galleries) this is one comparison pass per positive; with many, one batched
+  ``searchsorted`` of every distance into the query's sorted positive distances and one
+  ``bincount`` give all counts at once.
+- deduplicated rank = 1 + number of identities with a kept entry closer than the first positive.
+  The gallery columns are grouped by identity (once; galleries that come grouped, like the
+  protocols' draws, are used as they are), so one prefix sum of "closer than the first positive"
+  along each row, read at the group boundaries, counts them.
 Both are exact when no gallery entry is at exactly the distance of a positive. Such ties are
 detected (the boundaries interleave each positive distance with its ``nextafter`` so that equal
 distances land in their own bucket) and those rows are recomputed with the stable-sort reference
-(mscm.eval.reference), so the result is always that of a stable sort.
+(mscm.eval.reference) in the original gallery order, so the result is always that of a stable sort.
 
-Queries are processed in blocks sized by a memory budget, so a 20k x 200k ranking never holds a
-20k x 200k matrix (bench/eval_metrics.py).
+The ranking passes run in numpy on the CPU (single-threaded and steady on a busy machine, where
+many small multi-threaded torch reductions are not); distances are computed on the features'
+device (numpy's BLAS on the CPU, torch on a GPU) and ranked block by block. Queries are processed
+in blocks sized by a memory budget, so a 20k x 200k ranking never holds a 20k x 200k matrix
+(bench/eval_metrics.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -37,10 +44,15 @@ REMOVAL_RULES: tuple[str, ...] = ("none", "sysu", "same-camera")
 # SYSU camera rule: a query from infrared cam3 drops every gallery image of visible cam2 (same room).
 SYSU_QUERY_CAM, SYSU_REMOVED_GALLERY_CAM = 3, 2
 DEFAULT_MEMORY_BUDGET = 512 * 2**20
-# Working bytes per (query, gallery) pair inside a block: distance (4), bucket index (4), slack.
-_BYTES_PER_PAIR = 16
-# Up to this many bounds (2 per positive), counting uses comparison passes instead of a search.
-_COMPARE_MAX_BOUNDS = 16
+# Bytes per (query, gallery) pair of a distance block (float32); the ranking passes themselves
+# work on cache-sized sub-blocks. The budget covers the block and a same-size copy.
+_BYTES_PER_PAIR = 8
+# Up to this many bounds (2 per positive), counting uses comparison passes (about 0.7 ns per
+# distance each, measured on a 2-core AVX2 CPU) instead of a sort (about 15 ns per distance).
+_COMPARE_MAX_BOUNDS = 24
+# Distances per ranking sub-block: several passes over a sub-block run from the CPU cache.
+_SUB_BLOCK = 2**18
+
 
 def _np1d(values: object, name: str) -> np.ndarray:
     if isinstance(values, torch.Tensor):
@@ -75,135 +87,169 @@ def removal_mask(
 
 
 class _Gallery:
-    """Gallery identities grouped once, so each query finds its positives without a full scan."""
+    """Gallery identities, with the ranking columns grouped by identity.
 
-    def __init__(self, g_pids: np.ndarray, g_cams: np.ndarray | None, device: torch.device):
-        self.pids = g_pids
-        self.size = len(g_pids)
-        self.uniques, dense = np.unique(g_pids, return_inverse=True)
-        order = np.argsort(dense, kind="stable")  # within an identity: ascending gallery index
-        counts = np.bincount(dense, minlength=len(self.uniques))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self.dense = torch.from_numpy(dense.astype(np.int64)).to(device)
-        self.order = torch.from_numpy(order.astype(np.int64)).to(device)
-        self.counts = torch.from_numpy(counts.astype(np.int64)).to(device)
-        self.starts = torch.from_numpy(starts).to(device)
-        self.cams = None if g_cams is None else torch.from_numpy(g_cams).to(device)
-        cam2 = np.flatnonzero(g_cams == SYSU_REMOVED_GALLERY_CAM) if g_cams is not None else np.zeros(0)
-        self.sysu_cols = torch.from_numpy(cam2.astype(np.int64)).to(device)
+    ``perm`` maps ranking columns to gallery indices; it is None when the gallery already comes in
+    contiguous identity runs (in any identity order), as the protocols' draws and test lists do:
+    then ranking columns are gallery indices and no copy is needed to group them.
+    """
+
+    def __init__(self, g_pids: np.ndarray, g_cams: np.ndarray | None):
+        self.pids, self.size = g_pids, len(g_pids)
+        n = len(g_pids)
+        run_starts = np.flatnonzero(np.r_[True, g_pids[1:] != g_pids[:-1]])
+        run_pids = g_pids[run_starts]
+        self.uniques = np.unique(run_pids)
+        if len(self.uniques) == len(run_pids):  # one run per identity: already grouped
+            self.perm = None
+            order = np.argsort(run_pids)
+            self.starts = run_starts[order]
+            self.counts = np.diff(np.r_[run_starts, n])[order]
+            self.boundaries = np.r_[run_starts, n]
+        else:
+            dense = np.searchsorted(self.uniques, g_pids)
+            self.perm = np.argsort(dense, kind="stable")  # within an identity: ascending gallery index
+            self.counts = np.bincount(dense, minlength=len(self.uniques))
+            self.starts = np.r_[0, np.cumsum(self.counts)[:-1]].astype(np.int64)
+            self.boundaries = np.r_[self.starts, n]
+        self.cams = None if g_cams is None else (g_cams if self.perm is None else g_cams[self.perm])  # column order
+        self.sysu_cols = None if self.cams is None else np.flatnonzero(self.cams == SYSU_REMOVED_GALLERY_CAM)
+        # Prefix sums of per-row counts up to n fit in uint16 for galleries below 65,535 (faster).
+        self.prefix_dtype = np.uint16 if n < 2**16 - 1 else np.int32
 
     def dense_of(self, q_pids: np.ndarray) -> np.ndarray:
-        """Dense gallery identity of each query pid; -1 when the gallery does not hold it."""
-        pos = np.searchsorted(self.uniques, q_pids)
-        pos = np.minimum(pos, max(len(self.uniques) - 1, 0))
-        found = (self.uniques[pos] == q_pids) if len(self.uniques) else np.zeros(len(q_pids), bool)
-        return np.where(found, pos, -1).astype(np.int64)
+        """Index into ``uniques`` of each query pid; -1 when the gallery does not hold it."""
+        pos = np.minimum(np.searchsorted(self.uniques, q_pids), len(self.uniques) - 1)
+        return np.where(self.uniques[pos] == q_pids, pos, -1).astype(np.int64)
+
+    def selection(self, columns: np.ndarray | None) -> np.ndarray | None:
+        """Columns of the input matrix to take, in ranking order (None: the input as it is)."""
+        if self.perm is None:
+            return columns
+        return self.perm if columns is None else columns[self.perm]
+
+    def gallery_order(self, row: np.ndarray) -> np.ndarray:
+        if self.perm is None:
+            return row
+        out = np.empty_like(row)
+        out[self.perm] = row
+        return out
 
 
 def _score_block(
-    d: torch.Tensor,
+    d: np.ndarray,
     q_pids: np.ndarray,
-    q_dense: torch.Tensor,
-    q_cams: torch.Tensor | None,
+    q_dense: np.ndarray,
+    q_cams: np.ndarray | None,
     gal: _Gallery,
-    removal: str | torch.Tensor,
+    removal: "str | np.ndarray",
 ) -> QueryScores:
-    """Scores for one block of query rows; ``d`` (c x ng distances) is modified in place."""
+    """Scores for one block of query rows; ``d`` (c x ng, ranking column order) is modified in place."""
     c, ng = d.shape
-    dev = d.device
-    inf = float("inf")
+    inf = d.dtype.type(np.inf)
 
     # Removal: removed entries get an infinite distance (kept distances are finite by contract).
-    if isinstance(removal, torch.Tensor):
-        d.masked_fill_(removal, inf)
+    if isinstance(removal, np.ndarray):
+        np.putmask(d, removal, inf)
     elif removal == "sysu":
-        rows = torch.nonzero(q_cams == SYSU_QUERY_CAM).flatten()
-        if rows.numel() and gal.sysu_cols.numel():
-            d[rows[:, None], gal.sysu_cols[None, :]] = inf
+        rows = np.flatnonzero(q_cams == SYSU_QUERY_CAM)
+        if len(rows) and len(gal.sysu_cols):
+            d[np.ix_(rows, gal.sysu_cols)] = inf
 
-    # Positives: the query identity's gallery group, padded with +inf to the block's widest group.
+    # Positives: the query identity's (contiguous) columns, padded with +inf to the block's widest group.
     has = q_dense >= 0
-    qd = q_dense.clamp(min=0)
-    cnt = torch.where(has, gal.counts[qd], 0)
-    maxp = int(cnt.max()) if c else 0
+    qd = np.where(has, q_dense, 0)
+    cnt = np.where(has, gal.counts[qd], 0)
+    maxp = int(cnt.max())
     if maxp == 0:
         z = np.zeros(c, np.int64)
         nan = np.full(c, np.nan)
         return QueryScores(np.zeros(c, bool), z, nan, nan.copy(), z.copy(), z.copy(), ng)
-    slots = torch.arange(maxp, device=dev)
+    slots = np.arange(maxp)
     inside = slots[None, :] < cnt[:, None]
-    gidx = gal.order[(gal.starts[qd][:, None] + slots[None, :]).clamp(max=ng - 1)]
+    gidx = np.minimum(gal.starts[qd][:, None] + slots[None, :], ng - 1)
+    rows = np.arange(c)[:, None]
     if isinstance(removal, str) and removal == "same-camera":
-        same_cam = inside & (gal.cams[gidx] == q_cams[:, None])
-        rr, ss = torch.nonzero(same_cam, as_tuple=True)
-        d[rr, gidx[rr, ss]] = inf
-    pk = d.gather(1, gidx).masked_fill_(~inside, inf)
-    pk, _ = pk.sort(dim=1, stable=True)
-    valid_slot = torch.isfinite(pk)
+        r, k = np.nonzero(inside & (gal.cams[gidx] == q_cams[:, None]))
+        d[r, gidx[r, k]] = inf
+    pk = d[rows, gidx]
+    pk[~inside] = inf
+    pk.sort(axis=1)
+    valid_slot = np.isfinite(pk)
     num_pos = valid_slot.sum(1)
+    valid = num_pos > 0
 
     # Boundaries [p0, next(p0), p1, next(p1), ...]: entries below next(p_i) are those at most p_i,
     # so one count gives both "strictly closer" and "tied" per positive.
-    bounds = torch.stack([pk, torch.nextafter(pk, torch.full_like(pk, inf))], dim=2).reshape(c, 2 * maxp)
+    bounds = np.stack([pk, np.nextafter(pk, inf)], axis=2).reshape(c, 2 * maxp)
     below = _count_below(d, bounds)
     closer = below[:, 0::2]  # entries strictly closer than positive i
     equal = below[:, 1::2] - closer  # entries at exactly positive i's distance (itself included)
-    rank = (closer + 1).to(torch.float64)
+    rank = (closer + 1).astype(np.float64)
     tie = ((equal > 1) & valid_slot).any(1) | ((pk[:, 1:] == pk[:, :-1]) & valid_slot[:, 1:]).any(1)
 
-    npos = num_pos.to(torch.float64)
-    prec = torch.arange(1, maxp + 1, device=dev, dtype=torch.float64)[None, :] / rank
-    ap = torch.where(valid_slot, prec, 0.0).sum(1) / npos
-    last = rank.gather(1, (num_pos - 1).clamp(min=0)[:, None]).squeeze(1)
-    inp = npos / last
-    first_rank = rank[:, 0].to(torch.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        npos = num_pos.astype(np.float64)
+        ap = np.where(valid_slot, (slots + 1.0)[None, :] / rank, 0.0).sum(1) / npos
+        inp = npos / rank[np.arange(c), np.maximum(num_pos - 1, 0)]
+    # Deduplicated rank: with 0 or 1 entries ahead of the first positive it is 1 or 2; otherwise
+    # count the identities ahead (the query's own is not: its nearest entry *is* the first positive).
+    first = closer[:, 0]
+    dedup = np.minimum(first, 1) + 1
+    many = np.flatnonzero(valid & (first > 1))
+    if len(many):
+        sub = d if len(many) == c else d[many]
+        dedup[many] = _identities_below(sub, pk[many, 0], gal) + 1
 
-    # Identity-deduplicated rank: identities whose nearest kept entry beats the first positive.
-    nearest = torch.full((c, len(gal.uniques)), inf, dtype=d.dtype, device=dev)
-    nearest.scatter_reduce_(1, gal.dense.expand(c, ng), d, reduce="amin", include_self=True)
-    dedup_rank = (nearest < pk[:, :1]).sum(1) + 1
-
-    valid = (num_pos > 0).cpu().numpy()
     out = {
-        "num_pos": num_pos.cpu().numpy().astype(np.int64),
-        "ap": np.where(valid, ap.cpu().numpy(), np.nan),
-        "inp": np.where(valid, inp.cpu().numpy(), np.nan),
-        "first_rank": np.where(valid, first_rank.cpu().numpy(), 0),
-        "dedup_rank": np.where(valid, dedup_rank.cpu().numpy(), 0),
+        "num_pos": num_pos.astype(np.int64),
+        "ap": np.where(valid, ap, np.nan),
+        "inp": np.where(valid, inp, np.nan),
+        "first_rank": np.where(valid, first + 1, 0).astype(np.int64),
+        "dedup_rank": np.where(valid, dedup, 0).astype(np.int64),
     }
-    # Rows with exact distance ties: recompute with the stable-sort definition.
-    tie_rows = torch.nonzero(tie & (num_pos > 0)).flatten().cpu().numpy()
-    if len(tie_rows):
-        rows_d = d[torch.from_numpy(tie_rows).to(dev)].cpu().numpy()
-        for j, r in enumerate(tie_rows):
-            row = rows_d[j]
-            n, a, i, f, dd = score_row(row, int(q_pids[r]), gal.pids, ~np.isfinite(row))
-            out["num_pos"][r], out["ap"][r], out["inp"][r] = n, a, i
-            out["first_rank"][r], out["dedup_rank"][r] = f, dd
+    # Rows with exact distance ties: recompute with the stable-sort definition, in gallery order.
+    for r in np.flatnonzero(tie & valid):
+        row = gal.gallery_order(d[r])
+        n, a, i, f, dd = score_row(row, int(q_pids[r]), gal.pids, ~np.isfinite(row))
+        out["num_pos"][r], out["ap"][r], out["inp"][r] = n, a, i
+        out["first_rank"][r], out["dedup_rank"][r] = f, dd
     return QueryScores(valid=valid, num_gallery=ng, **out)
 
 
-def _count_below(d: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+def _count_below(d: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """c x nb counts: per row, the entries of ``d`` strictly below each of the row's bounds.
 
     Bounds must be ascending per row (rows where they are not come out wrong; the caller redoes
-    them). Few bounds: one comparison pass per bound, faster than a binary search (and than one
-    3-D comparison, whose reduction is slow on CPU). Many: a batched binary search gives each entry
-    its bucket, one bincount counts the buckets.
+    them). Few bounds: one comparison pass per bound (summed as uint8: numpy's vectorised add).
+    Many: sort each row once, then one batched binary search of the bounds into the sorted rows.
     """
     c, nb = bounds.shape
     if nb <= _COMPARE_MAX_BOUNDS:
-        counts = [(d < bounds[:, k : k + 1]).sum(1, dtype=torch.int32) for k in range(nb)]
-        return torch.stack(counts, dim=1).to(torch.int64)
-    b = torch.searchsorted(bounds, d, right=True, out_int32=True)  # number of bounds <= entry
-    b += (torch.arange(c, device=d.device, dtype=torch.int32) * (nb + 1))[:, None]
-    hist = torch.bincount(b.view(-1), minlength=c * (nb + 1)).view(c, nb + 1)
-    return hist.cumsum(1)[:, :nb]  # entry < bound k  <=>  its bucket <= k
+        out = np.empty((c, nb), np.int64)
+        mask = np.empty(d.shape, bool)
+        for k in range(nb):
+            np.less(d, bounds[:, k : k + 1], out=mask)
+            out[:, k] = mask.view(np.uint8).sum(1, dtype=np.int32)
+        return out
+    ordered = torch.from_numpy(np.sort(d, axis=1))
+    return torch.searchsorted(ordered, torch.from_numpy(np.ascontiguousarray(bounds))).numpy().astype(np.int64)
+
+
+def _identities_below(d: np.ndarray, threshold: np.ndarray, gal: _Gallery) -> np.ndarray:
+    """Per row, the number of identities with an entry strictly below the row's threshold: a prefix
+    sum of "below" along the (identity-grouped) row, read at the group boundaries."""
+    c, ng = d.shape
+    prefix = np.empty((c, ng + 1), gal.prefix_dtype)
+    prefix[:, 0] = 0
+    np.cumsum(d < threshold[:, None], axis=1, dtype=gal.prefix_dtype, out=prefix[:, 1:])
+    at = prefix[:, gal.boundaries]
+    return (at[:, 1:] > at[:, :-1]).sum(1)
 
 
 def _check_removal(
     removal: "RemovalRule | np.ndarray | torch.Tensor | None", nq: int, ng: int, q_cams: object, g_cams: object
-) -> "str | torch.Tensor":
+) -> "str | np.ndarray":
     if removal is None:
         return "none"
     if isinstance(removal, str):
@@ -212,11 +258,9 @@ def _check_removal(
         if removal != "none" and (q_cams is None or g_cams is None):
             raise ValueError(f"removal rule {removal!r} needs q_cams and g_cams")
         return removal
-    mask = torch.as_tensor(removal)
-    if mask.dtype != torch.bool or tuple(mask.shape) != (nq, ng):
-        raise ValueError(
-            f"removal mask must be bool of shape {(nq, ng)}, got {mask.dtype} {tuple(mask.shape)}"
-        )
+    mask = removal.detach().cpu().numpy() if isinstance(removal, torch.Tensor) else np.asarray(removal)
+    if mask.dtype != np.bool_ or mask.shape != (nq, ng):
+        raise ValueError(f"removal mask must be bool of shape {(nq, ng)}, got {mask.dtype} {mask.shape}")
     return mask
 
 
@@ -224,7 +268,7 @@ class _Ranker:
     """Validated inputs shared by the feature and distance-matrix entry points."""
 
     def __init__(self, nq: int, ng: int, q_pids: object, g_pids: object, q_cams: object, g_cams: object,
-                 removal: object, device: torch.device):
+                 removal: object):
         self.q_pids = _np1d(q_pids, "q_pids")
         g_pids_np = _np1d(g_pids, "g_pids")
         if len(self.q_pids) != nq:
@@ -240,20 +284,36 @@ class _Ranker:
         if gc is not None and len(gc) != ng:
             raise ValueError(f"g_cams has {len(gc)} entries for {ng} gallery items")
         self.removal = _check_removal(removal, nq, ng, qc, gc)
-        self.gal = _Gallery(g_pids_np, gc, device)
-        self.q_dense = torch.from_numpy(self.gal.dense_of(self.q_pids)).to(device)
-        self.q_cams = None if qc is None else torch.from_numpy(qc).to(device)
-        self.device = device
+        self.gal = _Gallery(g_pids_np, gc)
+        self.q_dense = self.gal.dense_of(self.q_pids)
+        self.q_cams = qc
+        self.ng = ng
 
-    def block(self, d: torch.Tensor, lo: int, hi: int) -> QueryScores:
-        # One cheap pass: NaN or inf anywhere makes the sum non-finite (removal needs finite input).
-        if not bool(torch.isfinite(d.sum())):
-            raise ValueError("distances contain NaN or infinite values (check the features)")
-        rem = self.removal
-        if isinstance(rem, torch.Tensor):
-            rem = rem[lo:hi].to(d.device)
-        cams = None if self.q_cams is None else self.q_cams[lo:hi]
-        return _score_block(d, self.q_pids[lo:hi], self.q_dense[lo:hi], cams, self.gal, rem)
+    def rows(self, d: np.ndarray, lo: int, owned: bool, columns: np.ndarray | None = None) -> list[QueryScores]:
+        """Scores of query rows lo.. from their distance rows ``d``: gallery order, or ``columns``
+        selecting the gallery from wider rows. ``owned``: ``d`` may be overwritten.
+
+        The passes run on sub-blocks of about ``_SUB_BLOCK`` distances, which stay in the CPU cache.
+        """
+        sel = self.gal.selection(columns)
+        step = max(1, _SUB_BLOCK // self.ng)
+        out = []
+        for a in range(0, d.shape[0], step):
+            part = d[a : a + step]
+            if sel is not None:
+                part = np.take(part, sel, axis=1)
+            elif not owned:
+                part = part.copy()
+            # Two cheap passes: max/min propagate NaN, and removal needs finite input.
+            if not (np.isfinite(part.max()) and np.isfinite(part.min())):
+                raise ValueError("distances contain NaN or infinite values (check the features)")
+            lo_a, hi_a = lo + a, lo + a + part.shape[0]
+            rem = self.removal
+            if isinstance(rem, np.ndarray):
+                rem = rem[lo_a:hi_a] if self.gal.perm is None else np.take(rem[lo_a:hi_a], self.gal.perm, axis=1)
+            cams = None if self.q_cams is None else self.q_cams[lo_a:hi_a]
+            out.append(_score_block(part, self.q_pids[lo_a:hi_a], self.q_dense[lo_a:hi_a], cams, self.gal, rem))
+        return out
 
 
 def _rows_per_block(ng: int, chunk_size: int | None, memory_budget: int) -> int:
@@ -289,22 +349,25 @@ def _pair_features(query: object, gallery: object) -> tuple[torch.Tensor, torch.
     return q, g.to(q.device)
 
 
-def _distance_block(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """-(q . g) for a block of queries; negating the smaller operand is exact and cheaper."""
+def _distance_block(q: torch.Tensor, g: torch.Tensor) -> np.ndarray:
+    """-(q . g) for a block of queries, computed on the features' device, as a CPU numpy array."""
     if q.device.type == "cpu":
         # numpy's OpenBLAS sgemm: about twice torch's MKL sgemm on the AMD CPUs we run on.
         qn, gn = q.numpy(), g.numpy()
-        if g.shape[0] > q.shape[1]:
-            return torch.from_numpy(np.matmul(-qn, gn.T))
+        if g.shape[0] > q.shape[1]:  # negating the smaller operand is exact and cheaper
+            return np.matmul(-qn, gn.T)
         sim = np.matmul(qn, gn.T)
-        return torch.from_numpy(np.negative(sim, out=sim))
-    return torch.mm(-q, g.T) if g.shape[0] > q.shape[1] else torch.mm(q, g.T).neg_()
+        return np.negative(sim, out=sim)
+    return torch.mm(q, g.T).neg_().float().cpu().numpy()
 
 
 def distances(query: "torch.Tensor | np.ndarray", gallery: "torch.Tensor | np.ndarray") -> torch.Tensor:
-    """The whole query x gallery distance matrix -(q . g) (for galleries that fit in memory)."""
+    """The whole query x gallery distance matrix -(q . g) (for galleries that fit in memory), on
+    the features' device."""
     q, g = _pair_features(query, gallery)
-    return _distance_block(q, g)
+    if q.device.type == "cpu":
+        return torch.from_numpy(_distance_block(q, g))
+    return torch.mm(q, g.T).neg_()
 
 
 def score_features(
@@ -325,17 +388,29 @@ def score_features(
     Features are used as given (L2-normalise them for cosine; concatenated parts give a sum of
     similarities, see mscm.eval.features.fuse_for_similarity). Queries run in blocks of
     ``chunk_size`` rows, or as many as ``memory_budget`` bytes of block work allow; the gallery is
-    held once. The work runs on the features' device.
+    held once. Distances are computed on the features' device, ranked on the CPU.
     """
     q, g = _pair_features(query, gallery)
     nq, ng = q.shape[0], g.shape[0]
-    ranker = _Ranker(nq, ng, q_pids, g_pids, q_cams, g_cams, removal, q.device)
+    ranker = _Ranker(nq, ng, q_pids, g_pids, q_cams, g_cams, removal)
     rows = _rows_per_block(ng, chunk_size, memory_budget)
     parts = []
     for lo in _blocks(nq, rows, progress, "ranking"):
         hi = min(nq, lo + rows)
-        parts.append(ranker.block(_distance_block(q[lo:hi], g), lo, hi))
+        parts += ranker.rows(_distance_block(q[lo:hi], g), lo, owned=True)
     return QueryScores.concat(parts) if parts else _empty(ng)
+
+
+def _as_distmat(distmat: object) -> np.ndarray:
+    if isinstance(distmat, torch.Tensor):
+        distmat = distmat.detach()
+        if not distmat.is_floating_point():
+            raise ValueError(f"distmat must be a 2-D float matrix, got {distmat.dtype} {tuple(distmat.shape)}")
+        distmat = (distmat if distmat.dtype in (torch.float32, torch.float64) else distmat.float()).cpu().numpy()
+    d = np.asarray(distmat)
+    if d.ndim != 2 or d.dtype.kind != "f":
+        raise ValueError(f"distmat must be a 2-D float matrix, got {d.dtype} {d.shape}")
+    return d if d.dtype in (np.float32, np.float64) else d.astype(np.float32)
 
 
 def score_distmat(
@@ -346,20 +421,30 @@ def score_distmat(
     q_cams: object = None,
     g_cams: object = None,
     removal: "RemovalRule | np.ndarray | torch.Tensor | None" = "none",
+    columns: "np.ndarray | Sequence[int] | None" = None,
     chunk_size: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    overwrite: bool = False,
 ) -> QueryScores:
-    """Per-query scores from a precomputed query x gallery distance matrix (smaller = closer).
+    """Per-query scores from a precomputed distance matrix (smaller = closer).
 
-    Distances must be finite; express exclusions with ``removal``. The matrix is not modified.
+    The gallery is ``distmat[:, columns]`` when ``columns`` is given (e.g. one trial's draw from a
+    matrix over the union of all draws), else the whole matrix; ``g_pids``/``g_cams``/a removal
+    mask follow that gallery. Distances must be finite; express exclusions with ``removal``. The
+    matrix is not modified unless ``overwrite`` (which saves copying it; its values are then
+    undefined). ``chunk_size``: query rows per call of the ranking (results do not depend on it).
     """
-    d_all = torch.as_tensor(distmat) if not isinstance(distmat, torch.Tensor) else distmat.detach()
-    if d_all.ndim != 2 or not d_all.is_floating_point():
-        raise ValueError(f"distmat must be a 2-D float matrix, got {d_all.dtype} {tuple(d_all.shape)}")
-    nq, ng = d_all.shape
-    ranker = _Ranker(nq, ng, q_pids, g_pids, q_cams, g_cams, removal, d_all.device)
-    rows = _rows_per_block(ng, chunk_size, memory_budget)
-    parts = [ranker.block(d_all[lo : lo + rows].clone(), lo, min(nq, lo + rows)) for lo in range(0, nq, rows)]
+    d_all = _as_distmat(distmat)
+    nq = d_all.shape[0]
+    cols = None
+    if columns is not None:
+        cols = _np1d(columns, "columns")
+        if len(cols) and (cols.min() < 0 or cols.max() >= d_all.shape[1]):
+            raise ValueError(f"columns must lie in 0..{d_all.shape[1] - 1}")
+    ng = d_all.shape[1] if cols is None else len(cols)
+    ranker = _Ranker(nq, ng, q_pids, g_pids, q_cams, g_cams, removal)
+    rows = _rows_per_block(ng, chunk_size, DEFAULT_MEMORY_BUDGET)
+    owned = overwrite and d_all.flags.writeable
+    parts = [p for lo in range(0, nq, rows) for p in ranker.rows(d_all[lo : lo + rows], lo, owned, cols)]
     return QueryScores.concat(parts) if parts else _empty(ng)
 
 

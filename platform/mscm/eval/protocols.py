@@ -40,6 +40,11 @@ class ProtocolSpec:
     cmc: str  # "dedup" (the lineage's new CMC) or "standard"
 
     @property
+    def title(self) -> str:
+        """The setting's name in the papers' tables."""
+        return _TITLES[self.name]
+
+    @property
     def label(self) -> str:
         q = "IR" if self.query_modality == Modality.INFRARED else "VIS"
         g = "IR" if self.gallery_modality == Modality.INFRARED else "VIS"
@@ -49,6 +54,11 @@ class ProtocolSpec:
 _VIS, _IR = Modality.VISIBLE, Modality.INFRARED
 _LLCM_VIS_CAMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 _LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)  # test_nir has no cam3
+
+_TITLES = {
+    "sysu-all": "All Search", "sysu-indoor": "Indoor Search", "regdb-v2t": "Visible to Thermal",
+    "regdb-t2v": "Thermal to Visible", "llcm-i2v": "IR to VIS", "llcm-v2i": "VIS to IR",
+}
 
 PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
     # SYSU: query = IR cams 3 and 6 in both modes; cam3 queries drop cam2 gallery images.
@@ -115,6 +125,37 @@ def _pid_key(pid: int) -> str:
     return "%04d" % pid
 
 
+class GalleryFolders:
+    """The (identity, camera) folders of a drawn gallery, in the reference's iteration order: identities
+    sorted, cameras in ``cams`` order, folders without images skipped (the reference skips them too).
+    Built once; each trial's draw then only consumes the random stream."""
+
+    def __init__(self, records: list[ImageRecord], cams: tuple[int, ...]):
+        by_folder: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
+        wanted = set(cams)
+        for i, r in enumerate(records):
+            if r.camid in wanted:
+                by_folder[(r.pid, r.camid)].append((r.path, i))
+        self.folders: list[list[int]] = []
+        for pid in sorted({pid for pid, _ in by_folder}, key=_pid_key):
+            for cam in cams:
+                files = by_folder.get((pid, cam))
+                if files:
+                    # By path, as sorted(os.listdir) joined to one folder; only the length reaches
+                    # the random calls, so indices sorted by path draw exactly the same files.
+                    self.folders.append([i for _, i in sorted(files)])
+
+    def draw(self, trial: int, mode: GalleryMode = "single") -> np.ndarray:
+        if mode not in ("single", "multi"):
+            raise ValueError(f"unknown gallery mode {mode!r} (use 'single' or 'multi')")
+        rng = random.Random(trial)  # private stream: same draws as random.seed(trial), global state untouched
+        if mode == "single":
+            chosen = [rng.choice(files) for files in self.folders]
+        else:
+            chosen = [i for files in self.folders for i in rng.sample(files, min(MULTI_SHOT, len(files)))]
+        return np.asarray(chosen, dtype=np.int64)
+
+
 def draw_gallery(
     records: list[ImageRecord], cams: tuple[int, ...], trial: int, mode: GalleryMode = "single"
 ) -> np.ndarray:
@@ -124,28 +165,8 @@ def draw_gallery(
     ``cams`` order that has images: single-shot ``random.choice(sorted(paths))``; multi-shot
     ``random.sample(sorted(paths), 10)``. The reference fails on a folder with fewer than 10
     images; here such a folder gives ``random.sample`` of all of them.
-    A private ``random.Random(trial)`` gives the same stream without touching global state.
     """
-    if mode not in ("single", "multi"):
-        raise ValueError(f"unknown gallery mode {mode!r} (use 'single' or 'multi')")
-    folders: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
-    wanted = set(cams)
-    for i, r in enumerate(records):
-        if r.camid in wanted:
-            folders[(r.pid, r.camid)].append((r.path, i))
-    rng = random.Random(trial)
-    chosen: list[int] = []
-    for pid in sorted({pid for pid, _ in folders}, key=_pid_key):
-        for cam in cams:
-            files = folders.get((pid, cam))
-            if not files:
-                continue  # no folder for this (id, camera): the reference skips it too
-            files = sorted(files)  # by path, as sorted(os.listdir) joined to one folder
-            if mode == "single":
-                chosen.append(rng.choice(files)[1])
-            else:
-                chosen.extend(i for _, i in rng.sample(files, min(MULTI_SHOT, len(files))))
-    return np.asarray(chosen, dtype=np.int64)
+    return GalleryFolders(records, cams).draw(trial, mode)
 
 
 @dataclass(frozen=True)
@@ -159,16 +180,17 @@ class TrialSplit:
 
 def trial_split(
     spec: ProtocolSpec, dataset: VIReIDDataset, trial: int, gallery_mode: GalleryMode = "single",
-    pool: Candidates | None = None,
+    pool: Candidates | None = None, folders: GalleryFolders | None = None,
 ) -> TrialSplit:
-    """Query and gallery of ``trial`` (0-based; RegDB has one fixed split per dataset object)."""
+    """Query and gallery of ``trial`` (0-based; RegDB has one fixed split per dataset object).
+    ``folders``: the gallery folders of ``spec`` on ``dataset``, when drawing many trials."""
     pool = pool or candidates(spec, dataset)
     if not spec.drawn_gallery:
         if gallery_mode != "single":
             raise ValueError(f"{spec.name} uses its whole gallery; gallery_mode must be 'single'")
         return TrialSplit(trial, pool.query, pool.gallery)
-    gallery = draw_gallery(records_of(dataset, spec.gallery_modality), spec.gallery_cams, trial, gallery_mode)
-    return TrialSplit(trial, pool.query, gallery)
+    folders = folders or GalleryFolders(records_of(dataset, spec.gallery_modality), spec.gallery_cams)
+    return TrialSplit(trial, pool.query, folders.draw(trial, gallery_mode))
 
 
 def trial_ids(spec: ProtocolSpec, trials: "int | list[int] | tuple[int, ...] | range") -> list[int]:

@@ -125,9 +125,12 @@ class EvalResult:
 
     def title(self) -> str:
         n = len(self.trials)
-        shots = f"{self.gallery_mode}-shot, " if self.dataset != "regdb" else ""
+        if self.dataset == "regdb":  # one trial per split, each with its own model
+            runs = f"split{'s' * (n != 1)} {', '.join(str(t.trial) for t in self.trials)}"
+        else:
+            runs = f"{self.gallery_mode}-shot, {n} trial{'s' * (n != 1)}"
         tta = ", flip TTA" if self.flip else ""
-        return f"{self.protocol} ({shots}{n} trial{'s' * (n != 1)}, feature {self.feature}{tta}, CMC {self.cmc_kind})"
+        return f"{self.protocol} ({runs}, feature {self.feature}{tta}, CMC {self.cmc_kind})"
 
     def table(self, name: str = "model") -> str:
         return format_table([(name, self)])
@@ -136,7 +139,7 @@ class EvalResult:
         return plot_cmc([(label or self.protocol, self)], path)
 
 
-def format_table(rows: list[tuple[str, EvalResult]], std: bool = True) -> str:
+def format_table(rows: list[tuple[str, EvalResult]], std: bool = True, label_header: str = "Method") -> str:
     """Text table like the papers': R1 R5 R10 R20 mAP mINP in %, ``mean ± std`` over trials."""
     if not rows:
         raise ValueError("nothing to tabulate")
@@ -145,7 +148,7 @@ def format_table(rows: list[tuple[str, EvalResult]], std: bool = True) -> str:
         m = 100 * r.mean[k]
         return f"{m:.2f} ± {100 * r.std[k]:.2f}" if std and len(r.trials) > 1 else f"{m:.2f}"
 
-    header = ["Method", *(_HEADERS[k] for k in METRIC_KEYS)]
+    header = [label_header, *(_HEADERS[k] for k in METRIC_KEYS)]
     body = [[name, *(cell(r, k) for k in METRIC_KEYS)] for name, r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     fmt = lambda line: "  ".join(  # noqa: E731
@@ -155,6 +158,32 @@ def format_table(rows: list[tuple[str, EvalResult]], std: bool = True) -> str:
     lines = [*titles, "values in %" + (", mean ± std over trials" if std else ""), fmt(header)]
     lines.append("-" * len(lines[-1]))
     lines += [fmt(b) for b in body]
+    return "\n".join(lines)
+
+
+def format_paper_table(rows: list[tuple[str, list[EvalResult]]]) -> str:
+    """The papers' layout: one row per model, one column group per setting (e.g. All Search |
+    Indoor Search), R1 R5 R10 R20 mAP mINP as mean percentages over trials."""
+    from .protocols import get_protocol
+
+    if not rows:
+        raise ValueError("nothing to tabulate")
+    settings = [r.protocol for r in rows[0][1]]
+    for name, results in rows:
+        if [r.protocol for r in results] != settings:
+            raise ValueError(f"row {name!r} has settings {[r.protocol for r in results]}, expected {settings}")
+    metric_w = 6
+    group_w = len(METRIC_KEYS) * (metric_w + 1) - 1
+    name_w = max(len("Method"), *(len(n) for n, _ in rows))
+    sep = " | "
+    titles = [get_protocol(p).title for p in settings]
+    head1 = " " * name_w + sep + sep.join(t.center(group_w) for t in titles)
+    head2 = "Method".ljust(name_w) + sep + sep.join(
+        " ".join(_HEADERS[k].rjust(metric_w) for k in METRIC_KEYS) for _ in settings)
+    lines = [head1.rstrip(), head2, "-" * len(head2)]
+    for name, results in rows:
+        cells = [" ".join(f"{100 * r.mean[k]:{metric_w}.2f}" for k in METRIC_KEYS) for r in results]
+        lines.append(name.ljust(name_w) + sep + sep.join(cells))
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
-"""Run a protocol: features once for every candidate record, then each trial picks rows.
+"""Run a protocol from features of its candidate records: each trial picks rows.
 
-``evaluate`` is the top level (model -> EvalResult); ``evaluate_protocol`` starts from features,
-which is what training loops and tests call when they already hold them.
+``evaluate_protocol`` starts from features; the model-level entry points (``evaluate``,
+``evaluate_full``) are in mscm.eval.full.
 """
 
 from __future__ import annotations
@@ -10,19 +10,21 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from ..config.schema import EvalConfig
-from ..data.records import Modality, VIReIDDataset
-from .features import IndexedImages, features_for_eval
+from ..data.records import VIReIDDataset
 from .metrics import DEFAULT_MEMORY_BUDGET, distances, score_distmat, score_features, summarize
 from .protocols import (
-    Candidates, GalleryMode, candidates, check_dataset, get_protocol, records_of, trial_ids, trial_split,
+    Candidates, GalleryFolders, GalleryMode, TrialSplit, candidates, check_dataset, get_protocol, records_of,
+    trial_ids, trial_split,
 )
 from .result import EvalResult, TrialResult
+from .scores import QueryScores
 
-def _pids_cams(records: list, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pids = np.fromiter((records[i].pid for i in idx), dtype=np.int64, count=len(idx))
-    cams = np.fromiter((records[i].camid for i in idx), dtype=np.int64, count=len(idx))
+
+def _pids_cams(records: list) -> tuple[np.ndarray, np.ndarray]:
+    pids = np.fromiter((r.pid for r in records), dtype=np.int64, count=len(records))
+    cams = np.fromiter((r.camid for r in records), dtype=np.int64, count=len(records))
     return pids, cams
 
 
@@ -45,8 +47,10 @@ def evaluate_protocol(
 
     ``query_features`` / ``gallery_features`` are aligned with ``candidates(spec, dataset).query`` /
     ``.gallery`` (pass ``pool`` if you computed it). ``feature``/``flip`` only label the result.
-    Drawn galleries share one query x union-of-galleries distance matrix when it fits in
-    ``memory_budget``, so trials cost little more than one.
+    Drawn galleries (SYSU, LLCM) share one distance matrix between the queries and the union of the
+    trials' galleries when it fits in ``memory_budget``, so ten trials cost about one matrix product.
+    RegDB has one split per dataset object: its single trial is numbered by ``trials`` (pass the
+    split number).
     """
     spec = get_protocol(protocol)
     check_dataset(spec, dataset)
@@ -59,81 +63,52 @@ def evaluate_protocol(
             )
     q_records = records_of(dataset, spec.query_modality)
     g_records = records_of(dataset, spec.gallery_modality)
+    q_info, g_info = _pids_cams(q_records), _pids_cams(g_records)
     g_row = np.full(len(g_records), -1, dtype=np.int64)
     g_row[pool.gallery] = np.arange(len(pool.gallery))
     q_row = np.full(len(q_records), -1, dtype=np.int64)
     q_row[pool.query] = np.arange(len(pool.query))
 
-    splits = [trial_split(spec, dataset, t, gallery_mode, pool) for t in trial_ids(spec, trials)]
-    union = np.unique(np.concatenate([s.gallery for s in splits]))
-    shared_rows = np.unique(np.concatenate([s.query for s in splits]))
-    # One distance matrix for every trial when the union is small (SYSU, LLCM draws).
-    shared = None
-    if len(splits) > 1 and len(shared_rows) * len(union) * 4 <= memory_budget:
-        shared = distances(query_features[q_row[shared_rows]], gallery_features[g_row[union]])
-
-    from tqdm.auto import tqdm
-
-    results = []
-    for split in tqdm(splits, desc=f"{spec.name} trials", disable=not progress or len(splits) < 2, leave=False):
-        q_pids, q_cams = _pids_cams(q_records, split.query)
-        g_pids, g_cams = _pids_cams(g_records, split.gallery)
-        if shared is not None:
-            rows = torch.from_numpy(np.searchsorted(shared_rows, split.query))
-            cols = torch.from_numpy(np.searchsorted(union, split.gallery))
-            scores = score_distmat(
-                shared[rows[:, None], cols[None, :]], q_pids, g_pids, q_cams=q_cams, g_cams=g_cams,
-                removal=spec.removal, memory_budget=memory_budget,
-            )
-        else:
-            scores = score_features(
-                query_features[q_row[split.query]], gallery_features[g_row[split.gallery]], q_pids, g_pids,
-                q_cams=q_cams, g_cams=g_cams, removal=spec.removal, memory_budget=memory_budget,
-                progress=progress,
-            )
-        metrics = summarize(scores, cmc=spec.cmc, max_rank=max_rank)  # type: ignore[arg-type]
-        results.append(TrialResult.from_metrics(split.trial, metrics))
+    folders = GalleryFolders(g_records, spec.gallery_cams) if spec.drawn_gallery else None
+    splits = [trial_split(spec, dataset, t, gallery_mode, pool, folders) for t in trial_ids(spec, trials)]
+    scores = _score_splits(splits, query_features, gallery_features, q_row, g_row, q_info, g_info,
+                           spec.removal, memory_budget, progress, spec.name)
+    results = [
+        TrialResult.from_metrics(split.trial, summarize(s, cmc=spec.cmc, max_rank=max_rank))  # type: ignore[arg-type]
+        for split, s in zip(splits, scores)
+    ]
     return EvalResult(
         protocol=spec.name, dataset=spec.dataset, gallery_mode=gallery_mode, feature=feature,
         flip=flip, cmc_kind=spec.cmc, trials=results,
     )
 
 
-def evaluate(
-    model: torch.nn.Module,
-    dataset: VIReIDDataset,
-    eval_cfg: EvalConfig,
-    images_visible: Sequence[np.ndarray],
-    images_infrared: Sequence[np.ndarray],
-    *,
-    trials: "int | Sequence[int] | None" = None,
-    device: "str | torch.device" = "cpu",
-    amp_dtype: torch.dtype | None = None,
-    progress: bool = True,
-) -> EvalResult:
-    """Evaluate ``model`` on ``eval_cfg.protocol``: one feature extraction, then every trial.
-
-    ``images_visible`` / ``images_infrared`` are aligned with ``dataset.test_visible`` /
-    ``dataset.test_infrared`` (only the records the protocol can use are read). ``trials``: None =
-    ``eval_cfg.trials``; an int n = trials 0..n-1; or explicit trial numbers.
-    """
-    spec = get_protocol(eval_cfg.protocol)
-    check_dataset(spec, dataset)
-    for name, imgs, recs in (("images_visible", images_visible, dataset.test_visible),
-                             ("images_infrared", images_infrared, dataset.test_infrared)):
-        if len(imgs) != len(recs):
-            raise ValueError(f"{name} has {len(imgs)} images for {len(recs)} test records")
-    pool = candidates(spec, dataset)
-    images = {Modality.VISIBLE: images_visible, Modality.INFRARED: images_infrared}
-    qf, gf = (
-        features_for_eval(model, IndexedImages(images[m], idx), m, eval_cfg, device=device,
-                          amp_dtype=amp_dtype, progress=progress)
-        for m, idx in ((spec.query_modality, pool.query), (spec.gallery_modality, pool.gallery))
-    )
-    # Rank where the model ran: a GPU ranks large galleries far faster than the CPU.
-    qf, gf = qf.to(device), gf.to(device)
-    return evaluate_protocol(
-        spec.name, dataset, qf, gf, trials=eval_cfg.trials if trials is None else trials,
-        gallery_mode=eval_cfg.gallery_mode, feature=eval_cfg.feature, flip=eval_cfg.flip, pool=pool,
-        progress=progress,
-    )
+def _score_splits(
+    splits: list[TrialSplit], qf: torch.Tensor, gf: torch.Tensor, q_row: np.ndarray, g_row: np.ndarray,
+    q_info: tuple[np.ndarray, np.ndarray], g_info: tuple[np.ndarray, np.ndarray], removal: str,
+    memory_budget: int, progress: bool, name: str,
+) -> list[QueryScores]:
+    """Per-query scores of every split (the metrics are the same whichever path runs)."""
+    (q_pids, q_cams), (g_pids, g_cams) = q_info, g_info
+    query = splits[0].query
+    union = np.unique(np.concatenate([s.gallery for s in splits]))
+    bar = lambda: tqdm(splits, desc=f"{name} trials", disable=not progress or len(splits) < 2, leave=False)  # noqa: E731
+    if len(splits) > 1 and all(np.array_equal(s.query, query) for s in splits) \
+            and len(query) * len(union) * 4 <= memory_budget:
+        # One distance matrix to the union of the draws; each trial ranks its own columns.
+        shared = distances(qf[q_row[query]], gf[g_row[union]]).float().cpu().numpy()
+        return [
+            score_distmat(
+                shared, q_pids[query], g_pids[s.gallery], q_cams=q_cams[query], g_cams=g_cams[s.gallery],
+                removal=removal, columns=np.searchsorted(union, s.gallery),
+            )
+            for s in bar()
+        ]
+    return [
+        score_features(
+            qf[q_row[s.query]], gf[g_row[s.gallery]], q_pids[s.query], g_pids[s.gallery],
+            q_cams=q_cams[s.query], g_cams=g_cams[s.gallery], removal=removal,
+            memory_budget=memory_budget, progress=progress,
+        )
+        for s in bar()
+    ]

@@ -36,6 +36,13 @@ class QueryScores:
     def num_queries(self) -> int:
         return int(self.valid.shape[0])
 
+    def slice(self, lo: int, hi: int) -> "QueryScores":
+        """The scores of queries lo..hi-1."""
+        return QueryScores(
+            valid=self.valid[lo:hi], num_pos=self.num_pos[lo:hi], ap=self.ap[lo:hi], inp=self.inp[lo:hi],
+            first_rank=self.first_rank[lo:hi], dedup_rank=self.dedup_rank[lo:hi], num_gallery=self.num_gallery,
+        )
+
     @staticmethod
     def concat(parts: Sequence["QueryScores"]) -> "QueryScores":
         if not parts:
