@@ -7,6 +7,10 @@
 
     PYTHONPATH=platform python bench/synth_calibrate.py --layout sysu --identities 100
     PYTHONPATH=platform python bench/synth_calibrate.py --layout sysu --identities 100 --epochs 4
+    PYTHONPATH=platform python bench/synth_calibrate.py --realistic   # the generator's default style
+
+The data uses the smoke recipe's synthetic style (``data.synthetic`` in configs/smoke.yaml) unless
+``--realistic`` asks for the generator's defaults (mscm.data.synth.Style()).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from mscm.config import load_run_config
 from mscm.config.schema import PROTOCOLS, RunConfig
 from mscm.data import read_dataset
 from mscm.data.cache import ImageCache
-from mscm.data.synth import ensure_synthetic
+from mscm.data.synth import Style, ensure_synthetic
 from mscm.eval import EvalResult, candidates, evaluate, evaluate_protocol, get_protocol
 from mscm.model import build_model
 
@@ -56,6 +60,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=0, help="short training epochs after the untrained score")
+    ap.add_argument("--realistic", action="store_true", help="the generator's default (hard) style")
     ap.add_argument("--root", default=None, help="existing synthetic dataset (default: generate in a temp dir)")
     args = ap.parse_args()
     protocol = args.protocol or PROTOCOLS[args.layout][0]
@@ -72,8 +77,10 @@ def main() -> None:
 def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
     root = Path(args.root) if args.root else tmp / "data"
     t = time.perf_counter()
-    ensure_synthetic(args.layout, args.identities, args.seed, HEIGHT, WIDTH, root=root, progress=False)
-    print(f"dataset ready in {time.perf_counter() - t:.1f} s at {root}")
+    s = load_run_config("smoke").data.synthetic
+    style = Style() if args.realistic else Style(s.ir_coupling, s.clutter, s.variation)
+    ensure_synthetic(args.layout, args.identities, args.seed, HEIGHT, WIDTH, style=style, root=root, progress=False)
+    print(f"dataset ready in {time.perf_counter() - t:.1f} s at {root} ({style})")
     ds = read_dataset(args.layout, root)
     print(ds.summary())
     cfg = config(args.layout, root, protocol, args.trials, tmp / "cache", args.epochs)

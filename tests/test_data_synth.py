@@ -16,7 +16,7 @@ from PIL import Image
 from mscm.cli import main as cli_main
 from mscm.data import DatasetError, read_dataset
 from mscm.data.cache import load_image
-from mscm.data.synth import ensure_synthetic, generate, generate_atomic, read_marker
+from mscm.data.synth import Style, ensure_synthetic, generate, generate_atomic, read_marker
 
 LAYOUTS = ("sysu", "regdb", "llcm")
 
@@ -132,30 +132,83 @@ def _nn_accuracy(query: np.ndarray, q_pid: np.ndarray, gallery: np.ndarray, g_pi
     return float((g_pid[d.argmin(1)] == q_pid).mean())
 
 
-def test_identity_appearance_is_consistent_but_not_trivially_cross_modal(tmp_path_factory):
-    root = synthetic(tmp_path_factory, "sysu")
+def _stats(c: np.ndarray) -> np.ndarray:  # mean and quartiles of each channel over the image centre
+    return np.concatenate([c.mean(1), *np.percentile(c, [25, 75], axis=1)], axis=1)
+
+
+def _load_sysu(root: Path):
     ds = read_dataset("sysu", root)
     vis_recs, ir_recs = ds.train_visible + ds.test_visible, ds.train_infrared + ds.test_infrared
     vis = np.stack([load_image(r.path, HEIGHT, WIDTH) for r in vis_recs]).astype(float)
     ir = np.stack([load_image(r.path, HEIGHT, WIDTH) for r in ir_recs]).astype(float)
-    v_pid, i_pid = np.array([r.pid for r in vis_recs]), np.array([r.pid for r in ir_recs])
-    chance = 1 / IDENTITIES
+    return vis, ir, np.array([r.pid for r in vis_recs]), np.array([r.pid for r in ir_recs])
 
-    def stats(c):  # mean and quartiles of each channel over the image centre
-        return np.concatenate([c.mean(1), *np.percentile(c, [25, 75], axis=1)], axis=1)
 
-    # Visible: the clothes' colours identify a person far above chance (consistent appearance) ...
-    assert _nn_accuracy(stats(_centre(vis)), v_pid, stats(_centre(vis)), v_pid, True) > 3 * chance
-    # ... and so do infrared intensities among infrared images ...
-    assert _nn_accuracy(stats(_centre(ir)[..., :1]), i_pid, stats(_centre(ir)[..., :1]), i_pid, True) > 2 * chance
-    # ... but matching infrared to visible by grey level is no better than a coin toss (non-trivial).
+def _grey_cross_modal(vis: np.ndarray, ir: np.ndarray, v_pid: np.ndarray, i_pid: np.ndarray) -> float:
+    """Nearest-neighbour accuracy of infrared queries against visible images turned grey."""
     grey = _centre(vis) @ np.array([0.299, 0.587, 0.114])
-    cross = _nn_accuracy(stats(_centre(ir)[..., :1]), i_pid, stats(grey[..., None]), v_pid, False)
-    assert cross < 3 * chance
+    return _nn_accuracy(_stats(_centre(ir)[..., :1]), i_pid, _stats(grey[..., None]), v_pid, False)
+
+
+def _layout_cross_modal(vis: np.ndarray, ir: np.ndarray, v_pid: np.ndarray, i_pid: np.ndarray) -> float:
+    """Nearest-neighbour accuracy of infrared queries against visible ones on the grey-level layout:
+    16x8 block means of luminance, each image centred and normalised (cosine similarity)."""
+    def layout(x: np.ndarray) -> np.ndarray:
+        g = x @ np.array([0.299, 0.587, 0.114])
+        n, h, w = g.shape
+        g = g.reshape(n, 16, h // 16, 8, w // 8).mean((2, 4)).reshape(n, -1)
+        g = g - g.mean(1, keepdims=True)
+        return g / (np.linalg.norm(g, axis=1, keepdims=True) + 1e-9)
+
+    return _nn_accuracy(layout(ir), i_pid, layout(vis), v_pid, False)
+
+
+def test_identity_appearance_is_consistent_but_not_trivially_cross_modal(tmp_path_factory):
+    vis, ir, v_pid, i_pid = _load_sysu(synthetic(tmp_path_factory, "sysu"))
+    chance = 1 / IDENTITIES
+    # Visible: the clothes' colours identify a person far above chance (consistent appearance) ...
+    assert _nn_accuracy(_stats(_centre(vis)), v_pid, _stats(_centre(vis)), v_pid, True) > 3 * chance
+    # ... and so do infrared intensities among infrared images ...
+    assert _nn_accuracy(_stats(_centre(ir)[..., :1]), i_pid, _stats(_centre(ir)[..., :1]), i_pid, True) > 2 * chance
+    # ... but matching infrared to visible by grey level is no better than a coin toss (non-trivial).
+    assert _grey_cross_modal(vis, ir, v_pid, i_pid) < 3 * chance
     # images of one identity differ (pose, scale, background, light), none is a copy
     same = [np.abs(vis[i] - vis[j]).mean() for i in range(len(vis)) for j in range(i + 1, len(vis))
             if v_pid[i] == v_pid[j]]
     assert min(same) > 5
+
+
+EASY = Style(ir_coupling=1.0, clutter=0.0, variation=0.5)  # the smoke recipe's style
+
+
+def test_easy_style_carries_grey_level_across_modalities_and_varies_less(tmp_path):
+    n = 24
+    hard = _load_sysu(ensure_synthetic("sysu", n, 0, HEIGHT, WIDTH, root=tmp_path / "hard", progress=False))
+    easy = _load_sysu(ensure_synthetic("sysu", n, 0, HEIGHT, WIDTH, style=EASY, root=tmp_path / "easy",
+                                       progress=False))
+    # the same identities and shots, only rendered differently
+    assert np.array_equal(hard[2], easy[2]) and np.array_equal(hard[3], easy[3])
+    assert _layout_cross_modal(*easy) > max(_layout_cross_modal(*hard), 1 / n) + 3 / n
+
+    def spread(vis: np.ndarray, pid: np.ndarray) -> float:  # mean within-identity pixel difference
+        return float(np.mean([np.abs(vis[i] - vis[j]).mean() for i in range(len(vis))
+                              for j in range(i + 1, len(vis)) if pid[i] == pid[j]]))
+
+    assert spread(easy[0], easy[2]) < spread(hard[0], hard[2])
+    assert read_marker(tmp_path / "easy")["style"] == EASY.as_dict()
+
+
+def test_style_names_its_folder_and_is_validated(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSCM_HOME", str(tmp_path))
+    default = ensure_synthetic("sysu", 4, 0, 32, 16, progress=False)
+    easy = ensure_synthetic("sysu", 4, 0, 32, 16, style=EASY, progress=False)
+    assert Style().tag() == "" and default.name == "sysu-n4-s0-32x16"
+    assert easy.name == "sysu-n4-s0-32x16" + EASY.tag() and easy != default
+    assert tree_digest(default) != tree_digest(easy)
+    with pytest.raises(ValueError, match="ir_coupling"):
+        Style(ir_coupling=1.5)
+    with pytest.raises(ValueError, match="clutter"):
+        Style(clutter=-1)
 
 
 def test_cli_writes_layout_and_refuses_non_empty(tmp_path, capsys):

@@ -98,6 +98,10 @@ class SyntheticConfig:
     seed: int = 0
     height: int = spec(128, ge=16)
     width: int = spec(64, ge=8)
+    # difficulty (mscm.data.synth.Style): the defaults are the realistic generator
+    ir_coupling: float = spec(0.3, ge=0, le=1, doc="share of infrared intensity that follows visible luminance")
+    clutter: float = spec(1.0, ge=0, doc="scales the mean number of background objects per image")
+    variation: float = spec(1.0, ge=0, le=1, doc="scales per-image pose, scale and position jitter")
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,11 @@ def build_dataset(cfg: "DataConfig", *, progress: bool = True) -> VIReIDDataset:
     the synthetic dataset in that layout (generated once under ``mscm.paths.synthetic_root``)."""
     root: str | Path | None = cfg.root
     if root is None:
-        from .synth import ensure_synthetic
+        from .synth import Style, ensure_synthetic
 
         s = cfg.synthetic
-        root = ensure_synthetic(cfg.dataset, s.identities, s.seed, s.height, s.width, progress=progress)
+        style = Style(s.ir_coupling, s.clutter, s.variation)
+        root = ensure_synthetic(cfg.dataset, s.identities, s.seed, s.height, s.width, style=style, progress=progress)
     return read_dataset(cfg.dataset, root, regdb_trial=cfg.regdb_trial)
 
 

@@ -3,6 +3,7 @@
 from .appearance import Identity, sample_identity
 from .layouts import LAYOUTS, ensure_synthetic, generate, generate_atomic, read_marker
 from .render import Camera, render, sample_camera
+from .style import Style
 
 __all__ = ["LAYOUTS", "Camera", "Identity", "ensure_synthetic", "generate", "generate_atomic", "read_marker",
-           "render", "sample_camera", "sample_identity"]
+           "Style", "render", "sample_camera", "sample_identity"]

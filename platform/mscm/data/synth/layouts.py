@@ -23,9 +23,10 @@ from ..errors import DatasetError
 from ..fsutil import file_lock, publish_dir, temp_sibling
 from .appearance import sample_identity
 from .render import KINDS, Camera, render, sample_camera
+from .style import Style
 
 LAYOUTS = ("sysu", "regdb", "llcm")
-GENERATOR_VERSION = 2  # 2: every camera folder exists even when empty
+GENERATOR_VERSION = 3  # 2: every camera folder exists even when empty; 3: difficulty style (Style)
 MARKER = ".synthetic.json"  # written last: its presence means the folder is complete
 
 
@@ -128,7 +129,7 @@ _PLANS = {"sysu": _plan_sysu, "regdb": _plan_regdb, "llcm": _plan_llcm}
 
 
 def generate(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
-             *, progress: bool = True) -> dict:
+             *, style: Style = Style(), progress: bool = True) -> dict:
     """Write the dataset into the empty (or new) folder ``out``; returns what the marker file records."""
     if layout not in _PLANS:
         raise ValueError(f"unknown layout {layout!r} (choose from {list(LAYOUTS)})")
@@ -148,14 +149,14 @@ def generate(layout: str, out: str | Path, identities: int, seed: int = 0, heigh
     for shot in plan.shots:
         by_pid.setdefault(shot.pid, []).append(shot)
     for pid in tqdm(sorted(by_pid), desc=f"synthetic {layout}", unit="id", disable=not progress):
-        ident = sample_identity(pid, np.random.default_rng([seed, 1, pid]))
+        ident = sample_identity(pid, np.random.default_rng([seed, 1, pid]), ir_luma_weight=style.ir_coupling)
         for shot in by_pid[pid]:
             key = (shot.cam, shot.kind)
             if key not in cameras:
                 cameras[key] = sample_camera(shot.cam, shot.kind, np.random.default_rng([seed, 3, shot.cam, KINDS.index(shot.kind)]),
                                              low_light=key in plan.low_light)
             rng = np.random.default_rng([seed, 2, pid, shot.cam, KINDS.index(shot.kind), shot.k])
-            img = Image.fromarray(render(ident, cameras[key], rng, height, width))
+            img = Image.fromarray(render(ident, cameras[key], rng, height, width, style))
             if shot.gray:
                 img = img.convert("L")
             path = out / shot.rel
@@ -165,7 +166,7 @@ def generate(layout: str, out: str | Path, identities: int, seed: int = 0, heigh
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
     info = {"layout": layout, "identities": identities, "seed": seed, "height": height, "width": width,
-            "images": len(plan.shots), "version": GENERATOR_VERSION,
+            "style": style.as_dict(), "images": len(plan.shots), "version": GENERATOR_VERSION,
             "seconds": round(time.perf_counter() - start, 2)}
     (out / MARKER).write_text(json.dumps(info, indent=1) + "\n")
     return info
@@ -183,7 +184,7 @@ def _matches(info: dict | None, **want) -> bool:
 
 
 def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
-                    *, progress: bool = True, overwrite: bool = False) -> dict:
+                    *, style: Style = Style(), progress: bool = True, overwrite: bool = False) -> dict:
     """Generate into a temporary sibling folder, then rename it to ``out``, so no process ever sees a
     half-written dataset. ``overwrite`` replaces an existing ``out``; otherwise it must not exist."""
     out = Path(out).expanduser().absolute()
@@ -191,7 +192,7 @@ def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0
         raise DatasetError(f"{out} already exists and is not empty (use overwrite to replace it)")
     tmp = temp_sibling(out, directory=True)
     try:
-        info = generate(layout, tmp, identities, seed, height, width, progress=progress)
+        info = generate(layout, tmp, identities, seed, height, width, style=style, progress=progress)
         if out.exists():
             old = temp_sibling(out, directory=True)
             old.rmdir()
@@ -207,21 +208,22 @@ def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0
 
 
 def ensure_synthetic(layout: str, identities: int, seed: int, height: int, width: int, *,
-                     root: str | Path | None = None, progress: bool = True) -> Path:
-    """The synthetic dataset folder for these parameters (default ``mscm.paths.synthetic_root``),
-    generated on first use. Concurrent callers on a node serialise on a lock and generate once; a
-    folder from another generator version is regenerated."""
+                     style: Style = Style(), root: str | Path | None = None, progress: bool = True) -> Path:
+    """The synthetic dataset folder for these parameters (default ``mscm.paths.synthetic_root``, with
+    ``style.tag()`` appended for a non-default style), generated on first use. Concurrent callers on a
+    node serialise on a lock and generate once; a folder from another generator version is regenerated."""
     if root is None:
         from ...paths import synthetic_root
 
         root = synthetic_root(layout, identities, seed, height, width)
+        root = root.with_name(root.name + style.tag())
     root = Path(root).expanduser().absolute()
-    want = dict(layout=layout, identities=identities, seed=seed, height=height, width=width)
+    want = dict(layout=layout, identities=identities, seed=seed, height=height, width=width, style=style.as_dict())
     if _matches(read_marker(root), **want):
         return root
     with file_lock(root.parent / f".{root.name}.lock"):
         if not _matches(read_marker(root), **want):
             if root.exists() and read_marker(root) is None and any(root.iterdir()):
                 raise DatasetError(f"{root} holds files that are not a complete synthetic dataset; remove it")
-            generate_atomic(layout, root, identities, seed, height, width, progress=progress, overwrite=True)
+            generate_atomic(layout, root, identities, seed, height, width, style=style, progress=progress, overwrite=True)
     return root

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .style import Style
 from .appearance import BAG, HAIR, HAT, LOWER, LOWER2, LUMA, N_MATERIALS, SHOES, SKIN, UPPER, UPPER2, Identity
 
 KINDS = ("rgb", "nir", "thermal")
@@ -82,13 +83,14 @@ def _pattern(kind: str, pu: np.ndarray, pv: np.ndarray, period: float, phase: fl
     return np.zeros(pu.shape, bool)
 
 
-def _person(ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _person(ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Generator,
+            variation: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Material map (0 = background) and the horizontal body coordinate used for shading."""
     view = rng.choice(["front", "back", "side"], p=[0.4, 0.35, 0.25])
     side = int(rng.choice([-1, 1]))
     wf = 0.62 if view == "side" else 1.0  # side view: narrower body
-    stride = rng.uniform(0.0, 0.09)
-    swing = rng.uniform(-0.06, 0.06)
+    stride = rng.uniform(0.0, 0.09) * variation
+    swing = rng.uniform(-0.06, 0.06) * variation
     m = np.zeros(u.shape, np.int8)
     hr, wv = ident.head_r, ident.waist_v
     neck_v = 2 * hr + 0.015
@@ -167,12 +169,12 @@ def _person(ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Genera
     return m, np.abs(u) / (ident.shoulder * wf + 0.02)
 
 
-def _background(cam: Camera, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def _background(cam: Camera, h: int, w: int, rng: np.random.Generator, clutter: float = 1.0) -> np.ndarray:
     y = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / h
     floor_v = cam.floor_v + rng.uniform(-0.04, 0.04)
     img = np.where((y < floor_v)[..., None], cam.wall, cam.floor) * np.ones((h, w, 1), np.float32)
     img = img * (1 + 0.15 * (y[..., None] - 0.5))  # vertical light fall-off
-    for _ in range(rng.poisson(cam.clutter)):  # boxes, pillars, doors, other people's blur
+    for _ in range(rng.poisson(cam.clutter * clutter)):  # boxes, pillars, doors, other people's blur
         y0, x0 = rng.integers(0, h), rng.integers(-w // 4, w)
         hh, ww = rng.integers(h // 10, h // 2), rng.integers(w // 10, w // 2)
         colour = rng.uniform(0.05, 0.95, 3)
@@ -182,18 +184,22 @@ def _background(cam: Camera, h: int, w: int, rng: np.random.Generator) -> np.nda
     return img
 
 
-def render(ident: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def render(ident: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int,
+           style: Style = Style()) -> np.ndarray:
     """One image of ``ident`` seen by ``cam``: uint8 height x width x 3 (grey in all channels if IR)."""
-    h, w = height, width
-    scale = rng.uniform(*cam.scale)
+    h, w, var = height, width, style.variation
+    lo, hi = cam.scale
+    mid = 0.5 * (lo + hi)  # variation shrinks the scale range and the framing jitter towards their middle
+    scale = mid + var * (rng.uniform(lo, hi) - mid)
     bh = scale * h
-    top = rng.uniform(-0.03, 1.0 - scale + 0.02) * h
-    cx = (0.5 + rng.uniform(-0.12, 0.12)) * w
+    free = 1.0 - scale + 0.05  # vertical room; the body is centred in it at variation 0
+    top = (-0.03 + free * (0.5 + var * (rng.uniform(0, 1) - 0.5))) * h
+    cx = (0.5 + var * rng.uniform(-0.12, 0.12)) * w
     y, x = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     u, v = (x - cx) / bh, (y - top) / bh
-    m, radial = _person(ident, u, v, rng)
+    m, radial = _person(ident, u, v, rng, var)
 
-    img = _background(cam, h, w, rng)
+    img = _background(cam, h, w, rng, style.clutter)
     person = m > 0
     if cam.kind == "rgb":
         table = ident.rgb
