@@ -12,7 +12,7 @@ from train_configs import TINY
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TRIALS = 4
-OVERFLOW = 1.0e38  # ce_weight x a cross-entropy of ~3 exceeds float32: a non-finite loss at step 1
+OVERFLOW = 3.0e38  # ce_weight x any cross-entropy above 1.2 (step 1: ln C >= 2.4) exceeds float32 max 3.4e38
 
 
 def _space_dict(seed: int) -> dict:
@@ -24,7 +24,7 @@ def _space_dict(seed: int) -> dict:
         "overrides": overrides,
         "parameters": {
             "loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2},
-            "optim.lr": {"type": "log-float", "low": 0.005, "high": 0.1},
+            "optim.lr": {"type": "log-float", "low": 0.0003, "high": 0.003},
             "model.mimb_scales": {"type": "int", "low": 0, "high": 2},
             "loss.ce_weight": {"type": "categorical", "choices": [1.0, OVERFLOW]},
         },

@@ -97,6 +97,7 @@ class Engine:
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": None, "metrics": {}}
         self.last_eval: dict[str, float] = {}  # the latest evaluation's summary, carried into every report
         self._eval_caches: tuple[ImageCache, ImageCache] | None = None
+        self.first_step_wall: float | None = None  # wall clock of this process's first training step
 
     @property
     def module(self) -> nn.Module:
@@ -122,6 +123,8 @@ class Engine:
         views_seen = 0
         start = time.perf_counter()
         for step, (vis, ir, labels) in enumerate(self.loader):
+            if self.first_step_wall is None:
+                self.first_step_wall = time.time()
             vis = vis.to(self.device, non_blocking=True)
             ir = ir.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)

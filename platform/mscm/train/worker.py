@@ -29,6 +29,7 @@ CMC_FILE = "cmc.png"
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    loop_start = time.time()  # Ray's share of start-up ends here (bench/ray_overhead.py)
     cfg = from_dict(RunConfig, loop_config["run"], source="train_loop_config.run")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -50,6 +51,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         "dist/world_size": world,
         "dist/num_nodes": _count_nodes(world),
         "train/resumed_from_epoch": resumed_from,
+        "perf/loop_start_wall": loop_start,
     })
 
 
@@ -69,6 +71,7 @@ def _count_nodes(world: int) -> int:
 def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) -> None:
     cfg = engine.cfg
     total = cfg.schedule.epochs
+    last_report_s: float | None = None
     while engine.epoch < total:
         try:
             metrics = engine.train_epoch()
@@ -94,6 +97,11 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
         metrics[SCORE_KEY] = score
         metrics["best/epoch"] = engine.best["epoch"] or 0
         metrics["best/score"] = engine.best["score"]
+        if engine.first_step_wall is not None:
+            metrics["perf/first_step_wall"] = engine.first_step_wall
+        if last_report_s is not None:  # checkpoint + report of the previous epoch
+            metrics["perf/last_report_s"] = last_report_s
+        report_start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = None
             if engine.rank == 0:
@@ -106,6 +114,7 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
                     result.plot_cmc(Path(tmp, CMC_FILE), label=f"{cfg.name} epoch {engine.epoch}")
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
+        last_report_s = time.perf_counter() - report_start
 
 
 def _report_failure(engine: Engine, message: str) -> None:
