@@ -30,8 +30,23 @@ from registry_fixtures import HEIGHT, WIDTH, build_search_store
 NAME = "mscm-sysu"  # the default registered model of a sysu search
 
 
+@pytest.fixture(scope="module", autouse=True)
+def decoy_global_store(tmp_path_factory):
+    """Point MLflow's process-wide tracking and registry URIs at another, empty store, as an earlier
+    caller in the same process may have: promotion must read and write only the store it is given."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    decoy = f"sqlite:///{tmp_path_factory.mktemp('decoy')}/decoy.db"
+    mlflow.set_tracking_uri(decoy)
+    mlflow.set_registry_uri(decoy)
+    yield decoy
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, decoy_global_store):
     return build_search_store(tmp_path_factory.mktemp("search"))
 
 
@@ -39,7 +54,7 @@ def store(tmp_path_factory):
 def client(store):
     from mlflow import MlflowClient
 
-    return MlflowClient(store.tracking_uri)
+    return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
 
 
 def snapshot(client, store) -> tuple:
@@ -87,9 +102,15 @@ def test_dry_run_prints_the_decision_and_changes_nothing(dry_runs, store):
         assert "dry run: would register" in o.message() and "nothing was changed" in o.message()
 
 
-def test_first_promotion_registers_the_champion_with_a_readable_record(champion, client, store, ranked, dry_runs):
+def test_first_promotion_registers_the_champion_with_a_readable_record(champion, client, store, ranked, dry_runs,
+                                                                     decoy_global_store):
+    from mlflow import MlflowClient
+
     from mscm.data import read_dataset
     from mscm.registry.provenance import data_fingerprint
+
+    decoy = MlflowClient(tracking_uri=decoy_global_store, registry_uri=decoy_global_store)
+    assert decoy.search_registered_models() == [], "promotion wrote to the process-global registry"
 
     better = ranked[0]
     assert champion.action == "champion" and champion.version == "1"
@@ -227,6 +248,7 @@ def test_the_champion_loads_by_alias_and_embeds_with_its_signature(champion_embe
     from mscm.tracking.model_logging import embedding_model_from_checkpoint
 
     mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
     sig = mlflow.models.get_model_info(f"models:/{NAME}@champion").signature
     images, modality = sig.inputs.inputs
     assert (images.type, images.shape, modality.type, modality.shape) == (

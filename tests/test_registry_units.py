@@ -56,7 +56,7 @@ def fake_search(tmp_path_factory):
     run = RunLogger(uri, "select-tests", run_name="z", parent_run_id=other.run_id, tags={"ray_trial_id": "z"})
     run.log_metrics({"best/mAP": 0.99}, step=1)
     run.set_tags({"mscm.trial_status": "completed", "best_checkpoint": "/nowhere/z", "best_score": 0.99})
-    return MlflowClient(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def test_selects_by_the_best_checkpoint_not_the_last_report(fake_search):

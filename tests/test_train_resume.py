@@ -60,7 +60,7 @@ def test_killed_worker_resumes_from_latest_checkpoint(local_ray, tmp_path):
     assert m["epoch"] == 3
     assert m["train/resumed_from_epoch"] >= 1  # the final worker group started from a checkpoint
 
-    client = MlflowClient(outcome.tracking_uri)
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     epochs = [h.step for h in client.get_metric_history(outcome.run_id, "epoch")]
     assert sorted(epochs) == [1, 2, 3], f"epochs reported: {epochs} (lost or repeated)"
     resumed = client.get_metric_history(outcome.run_id, "train/resumed_from_epoch")

@@ -44,7 +44,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
     from mlflow import MlflowClient
 
     cfg, outcome = run
-    client = MlflowClient(outcome.tracking_uri)
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     r = client.get_run(outcome.run_id)
     assert r.info.status == "FINISHED"
     assert r.data.params["optim.lr"] == str(cfg.optim.lr)

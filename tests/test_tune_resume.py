@@ -37,7 +37,7 @@ def _space(path) -> str:
 def _finished_trial_runs(uri: str) -> dict[str, str]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("mscm")
     if exp is None:
         return {}
@@ -77,7 +77,7 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
     after = _finished_trial_runs(uri)
     for trial_id, run_id in done_before.items():
         assert after[trial_id] == run_id  # the finished trial kept its run, and has no second one
-    client = MlflowClient(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("mscm")
     runs = client.search_runs([exp.experiment_id], filter_string="tags.ray_trial_id != ''")
     finished = [r.data.tags["ray_trial_id"] for r in runs if r.info.status == "FINISHED"]

@@ -78,7 +78,7 @@ def search(local_ray, tmp_path_factory):
 def _trial_runs(outcome):
     from mlflow import MlflowClient
 
-    client = MlflowClient(outcome.tracking_uri)
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
     runs = client.search_runs([parent.info.experiment_id],
                               filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
@@ -150,7 +150,7 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
     first = promote("test-search", settings, tracking_uri=search.tracking_uri, progress=False)
     assert first.action == "champion", first.message()
     assert first.candidate.trial_id == search.best_trial_id
-    client = MlflowClient(search.tracking_uri)
+    client = MlflowClient(tracking_uri=search.tracking_uri, registry_uri=search.tracking_uri)
     name = first.registered_model
     versions = client.search_model_versions(f"name = '{name}'")
     again = promote("test-search", settings, tracking_uri=search.tracking_uri, progress=False)
@@ -158,6 +158,7 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
     assert len(client.search_model_versions(f"name = '{name}'")) == len(versions)
 
     mlflow.set_tracking_uri(search.tracking_uri)
+    mlflow.set_registry_uri(search.tracking_uri)
     model = mlflow.pytorch.load_model(f"models:/{name}@champion")
     images = torch.randint(0, 256, (2, TINY["data.height"], TINY["data.width"], 3), dtype=torch.uint8)
     emb = model(images, torch.tensor([0, 1]))

@@ -102,7 +102,8 @@ def promote(
     from ..tracking.mlflow_run import resolve_tracking_uri
 
     settings = settings or PromotionSettings()
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never the process-global registry
     choice = select_trial(client, find_search(client, search, experiment), settings.metric, trial_id)
     with tempfile.TemporaryDirectory(prefix="mscm-promote-") as scratch:
         ckpt = checkpoint_dir(client, choice, Path(scratch, "candidate"))

@@ -125,7 +125,8 @@ def checkpoint_for(source: str, scratch: str | Path, tracking_uri: str | None = 
 
     from ..tracking.mlflow_run import resolve_tracking_uri
 
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never the process-global registry
     return version_checkpoint(client, resolve_version(client, source), scratch)
 
 

@@ -79,7 +79,7 @@ class RunLogger:
         from mlflow import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri)
         if run_id is None:
             all_tags = dict(tags or {})

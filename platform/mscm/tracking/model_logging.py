@@ -44,6 +44,7 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     with torch.inference_mode():
         dim = int(module(*example).shape[1])
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # one store for both, whatever an earlier caller set
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pytorch.log_model(
             module,

@@ -100,7 +100,7 @@ class MlflowTrialLogger(LoggerCallback):
 def _find_trial_run(tracking_uri: str, experiment: str, parent_run_id: str, trial_id: str) -> str | None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None

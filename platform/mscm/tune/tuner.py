@@ -103,7 +103,7 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
 
     from ..tracking.mlflow_run import RunLogger, get_or_create_experiment
 
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     exp_id = get_or_create_experiment(client, experiment, tracking_uri)
     found = client.search_runs([exp_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`mscm.kind` = 'search'",
                                max_results=1)
@@ -233,7 +233,7 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
     from .tracking import STATUS_TAG, TRIAL_TAG
 
     known = {r.metrics.get("trial_id") for r in results if r.metrics}
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
                               max_results=10000)
     for run in runs:
@@ -302,7 +302,7 @@ def _best_summary(tracking_uri: str, parent, name: str, best_trial_id: str | Non
 
     from .tracking import STATUS_TAG, TRIAL_TAG
 
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
                               max_results=10000)
     scored = [r for r in runs if "best_score" in r.data.tags and r.data.tags.get(STATUS_TAG) != "failed"]
