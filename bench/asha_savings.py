@@ -50,7 +50,7 @@ def measure(outcome, wall_s: float) -> dict:
     """Per-trial epochs, training + evaluation seconds, start-to-first-step overhead, best metric."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(outcome.tracking_uri)
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
     runs = client.search_runs([parent.info.experiment_id],
                               filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
