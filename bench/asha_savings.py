@@ -107,8 +107,8 @@ def main() -> int:
     for label, key, fmt in (("trials stopped early", "stopped", "{:.0f}"), ("epochs trained", "epochs", "{:.0f}"),
                             ("train + eval time (s)", "compute_s", "{:.1f}"), ("search wall time (s)", "wall_s", "{:.1f}"),
                             ("best mAP", "best_mAP", "{:.4f}")):
-        ratio = a[key] / n[key] if n[key] else float("nan")
-        print(f"{label:<22}{fmt.format(a[key]):>12}{fmt.format(n[key]):>14}{ratio:>13.2f}")
+        ratio = f"{a[key] / n[key]:.2f}" if n[key] else "-"  # no ratio against zero (no stops without ASHA)
+        print(f"{label:<22}{fmt.format(a[key]):>12}{fmt.format(n[key]):>14}{ratio:>13}")
     for name, f in figures.items():
         o = f["overheads"]
         if o:

@@ -198,6 +198,8 @@ P = "parameters"
         (("objective", {"direction": "maximize"}), "objective.metric", "is required"),
         (("objective", [{"metric": "mAP", "direction": "maximize"}, {"metric": "params_m", "direction": "minimize"}]),
          "budget.scheduler", "scheduler: none"),
+        (("overrides/eval.every_n_epochs", 2), "overrides.eval.every_n_epochs", "evaluate every epoch"),
+        ((f"{P}/eval.every_n_epochs", {"type": "int", "low": 1, "high": 3}), f"{P}.eval.every_n_epochs", "cannot be searched"),
         (("budget/trials", 0), "budget.trials", ">= 1"),
         (("budget/grace_period", 4), "budget.grace_period", "beyond the 3 epochs"),
         (("budget/reduction_factor", 1), "budget.reduction_factor", "> 1"),
@@ -217,6 +219,12 @@ def test_errors_name_file_and_key(tmp_path, edit, key, words):
     assert err.value.key == key, str(err.value)
     assert err.value.source == str(path)
     assert words in str(err.value)
+
+
+def test_evaluation_every_few_epochs_is_fine_when_the_objective_is_not_evaluated(tmp_path):
+    data = changed("overrides/eval.every_n_epochs", 2)
+    data["objective"] = {"metric": "params_m", "direction": "minimize"}
+    assert load_search_space(write(tmp_path, data)).template.eval.every_n_epochs == 2
 
 
 def test_cyclic_conditions_are_rejected(tmp_path):

@@ -19,6 +19,7 @@ from typing import Any, Literal, Mapping, Union, get_args, get_origin
 import yaml
 
 from ..config import ConfigError, RunConfig, apply_overrides, flatten, has_dotted, load_run_config
+from ..config.schema import Metric
 from ..config.loader import _type_name, read_yaml
 from . import checks
 from .sampler import SamplerSpec, parse_sampler
@@ -258,6 +259,7 @@ def parse_search_space(data: dict, *, source: str, folder: Path, name: str) -> S
     template = _apply(template, derived, source, lambda k: OWNED_KEYS.get(k, k))
 
     parameters = _parse_parameters(data["parameters"], source, template, fixed)
+    _check_metric_every_epoch(objectives, template, parameters, fixed, source)
     sampler = parse_sampler(
         data.get("sampler"), source, conditional=any(p.conditions for p in parameters), objectives=len(objectives)
     )
@@ -270,6 +272,24 @@ def parse_search_space(data: dict, *, source: str, folder: Path, name: str) -> S
         overrides={**fixed, **derived}, template=template, parameters=parameters, objectives=objectives,
         budget=budget, resources=resources, sampler=sampler,
     )
+
+
+def _check_metric_every_epoch(objectives: tuple[Objective, ...], template: RunConfig,
+                              parameters: tuple[Parameter, ...], fixed: dict[str, Any], source: str) -> None:
+    """An evaluation objective must be evaluated every epoch: Tune rejects a report without the metric
+    (strict metric checking) and ASHA would otherwise compare stale evaluations at its rungs."""
+    evaluated = [o.metric for o in objectives if o.metric.removesuffix("_std") in get_args(Metric)]
+    if not evaluated:
+        return
+    key = "eval.every_n_epochs"
+    if any(p.key == key for p in parameters):
+        raise ConfigError(source, f"parameters.{key}",
+                          f"cannot be searched: the objective {evaluated[0]!r} must be evaluated every epoch")
+    every = template.eval.every_n_epochs
+    if every != 1:
+        where = f"overrides.{key}" if key in fixed else f"base ({key})"
+        raise ConfigError(source, where, f"is {every}, but the objective {evaluated[0]!r} is read in every epoch's "
+                          "report (Tune requires it; ASHA compares it at each rung): evaluate every epoch (1)")
 
 
 def _load_base(base: Any, source: str, folder: Path) -> RunConfig:
