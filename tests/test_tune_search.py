@@ -163,3 +163,87 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
     images = torch.randint(0, 256, (2, TINY["data.height"], TINY["data.width"], 3), dtype=torch.uint8)
     emb = model(images, torch.tensor([0, 1]))
     assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 (light settings of stack.md), proxying artifacts to a folder."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    tmp = tmp_path_factory.mktemp("mlflow_server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}", "--artifacts-destination", str(tmp / "artifacts")],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, tmp_path):
+    """A second search seeded with the first one's completed trials (same Optuna storage), tracked in a
+    remote `mlflow server` over HTTP: the study starts from the copies, the trial's run, metrics,
+    artifacts and model land on the server."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tune.tuner import SearchOptions, run_search
+    from mscm.tune.warmstart import WARM_START_ATTR
+
+    earlier = optuna.load_study(study_name="test-search", storage=search.optuna_url)
+    completed = earlier.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    space = tmp_path / "warm_space.yaml"
+    data = _space_dict(0)
+    data["parameters"]["loss.ce_weight"]["choices"] = [1.0]  # no overflow here; the earlier completed trials all had 1.0
+    data["budget"] = {"trials": 1, "epochs": 1, "scheduler": "none"}
+    data["resources"] = {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
+    space.write_text(yaml.safe_dump(data))
+    outcome = run_search(SearchOptions(
+        space=str(space), name="warm-search", tracking_uri=mlflow_server, warm_start="test-search",
+        storage_path=str(tmp_path / "ray_results"), optuna_url=search.optuna_url,
+    ))
+    assert outcome.num_trials == 1 and outcome.num_errored == 0
+
+    study = optuna.load_study(study_name="warm-search", storage=search.optuna_url)
+    copies = [t for t in study.trials if WARM_START_ATTR in t.user_attrs]
+    assert len(copies) == len(completed)  # every completed trial fits: same space
+    assert sorted(t.values[0] for t in copies) == sorted(t.values[0] for t in completed)
+    assert len(study.trials) == len(completed) + 1
+
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.data.params["search.warm_start"] == "test-search"
+    assert parent.data.params["search.warm_start_trials"] == str(len(completed))
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert len(client.get_metric_history(runs[0].info.run_id, "mAP")) == 1
+    assert "evaluation/cmc.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
+    assert runs[0].data.tags.get("model_uri", "").startswith("models:/")

@@ -116,19 +116,6 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
                      tags={SEARCH_TAG: name, "mscm.kind": "search"})
 
 
-def _warm_start_points(storage, study_name: str) -> tuple[list[dict], list[Any]]:
-    import optuna
-
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    points, rewards = [], []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        points.append(dict(t.params))
-        rewards.append(t.values if len(t.values) > 1 else t.value)
-    if not points:
-        raise RuntimeError(f"warm start: study {study_name!r} has no completed trials")
-    return points, rewards
-
-
 def run_search(opts: SearchOptions) -> SearchOutcome:
     import optuna
     import ray.tune
@@ -137,6 +124,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
 
     from ..tracking.mlflow_run import resolve_tracking_uri, ui_command
     from .space import load_search_space
+    from .warmstart import warm_start_study
 
     space = load_search_space(opts.space)
     base = _base_config(space, opts)
@@ -158,23 +146,25 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     print(f"MLflow UI: {ui_command(tracking_uri)}")
     print(f"Optuna dashboard: optuna-dashboard {optuna_url}")
 
+    storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
+    extra = {"search.space": space.source, "search.study": name, "search.trials": trials,
+             "search.concurrent": concurrent}
+    if opts.warm_start and not opts.resume:  # a resumed search's study already holds the copies
+        warm = warm_start_study(storage, opts.warm_start, name, space)  # before any MLflow write
+        print(warm.describe())
+        extra.update({"search.warm_start": opts.warm_start, "search.warm_start_trials": warm.copied})
     parent = _parent_run(tracking_uri, base.tracking.experiment, name, opts.resume)
     if not opts.resume:
-        parent.log_config(base, extra_params={"search.space": space.source, "search.study": name,
-                                              "search.trials": trials, "search.concurrent": concurrent})
+        parent.log_config(base, extra_params=extra)
         parent.log_artifact(space.source, "search_space")
 
     objectives = space.objectives
     metrics = [o.metric for o in objectives]
     modes = ["max" if o.direction == "maximize" else "min" for o in objectives]
     metric, mode = (metrics[0], modes[0]) if len(metrics) == 1 else (metrics, modes)
-    storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
-    points, rewards = (None, None)
-    if opts.warm_start:
-        points, rewards = _warm_start_points(storage, opts.warm_start)
     searcher = OptunaSearch(
         space.define_by_run, metric=metric, mode=mode, sampler=space.make_sampler(), storage=storage,
-        study_name=name, points_to_evaluate=points, evaluated_rewards=rewards,
+        study_name=name,
     )
     if budget.scheduler == "asha" and len(metrics) == 1:
         scheduler = ASHAScheduler(
