@@ -34,6 +34,13 @@ def test_run_reports_every_epoch_and_keeps_the_best_checkpoint(run):
                 "mINP", "lr/head", "lr/backbone"):
         assert key in m and math.isfinite(m[key]), key
     assert m["dist/world_size"] == 1 and m["train/resumed_from_epoch"] == 0
+    # The inference cost a multi-objective search trades against mAP: the deployed model without its classifier.
+    from mscm.model import build_model
+    from mscm.model.cost import inference_parameters
+
+    model = build_model(cfg.model, int(m["dataset/num_classes"]), cfg.data.height, cfg.data.width)
+    assert m["params_m"] == pytest.approx(inference_parameters(model) / 1e6)
+    assert 0 < m["latency_ms"] < 10_000
     assert outcome.best_checkpoint is not None
     payload = load_model_payload(outcome.best_checkpoint)
     assert payload["metrics"]["selection_score"] == pytest.approx(m["best/score"])

@@ -247,3 +247,46 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     assert len(client.get_metric_history(runs[0].info.run_id, "mAP")) == 1
     assert "evaluation/cmc.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
     assert runs[0].data.tags.get("model_uri", "").startswith("models:/")
+
+
+def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path):
+    """objective: [mAP max, latency_ms min]: every completed Optuna trial holds both values as the trial
+    reported them, and the parent run carries the Pareto front (table, plot, count)."""
+    import csv
+
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tune.tuner import SearchOptions, run_search
+
+    data = _space_dict(1)
+    data["parameters"] = {"model.mimb_scales": {"type": "categorical", "choices": [0, 2]}}
+    data["objective"] = [{"metric": "mAP", "direction": "maximize"}, {"metric": "latency_ms", "direction": "minimize"}]
+    data["budget"] = {"trials": 2, "epochs": 1, "scheduler": "none"}
+    data["resources"] = {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
+    data["sampler"] = {"name": "nsgaii", "seed": 0, "population_size": 2}
+    space = tmp_path / "multi.yaml"
+    space.write_text(yaml.safe_dump(data))
+    outcome = run_search(SearchOptions(
+        space=str(space), name="multi-search", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        storage_path=str(tmp_path / "ray_results"), optuna_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+    ))
+    assert outcome.num_trials == 2 and outcome.num_errored == 0
+
+    study = optuna.load_study(study_name="multi-search", storage=outcome.optuna_url)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 2 and all(len(t.values) == 2 and t.values[1] > 0 for t in done)
+
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
+    parent = client.get_run(outcome.parent_run_id)
+    runs = client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    reported = sorted(round(r.data.metrics["latency_ms"], 6) for r in runs)
+    assert reported == sorted(round(t.values[1], 6) for t in done)  # the study holds what the trials reported
+    front = int(parent.data.tags["pareto_trials"])
+    assert 1 <= front <= 2
+    with open(client.download_artifacts(outcome.parent_run_id, "search/pareto_front.csv", str(tmp_path))) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == front and {"optuna_trial", "mAP", "latency_ms", "model.mimb_scales"} <= set(rows[0])
+    assert "search/plots/pareto_front.png" in {a.path for a in client.list_artifacts(outcome.parent_run_id, "search/plots")}

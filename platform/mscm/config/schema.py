@@ -156,6 +156,7 @@ class EvalConfig:
     flip: bool = spec(False, doc="horizontal-flip test-time augmentation")
     batch_size: int = spec(64, ge=1)
     selection_metric: Metric = spec("mAP", doc="metric that picks the best checkpoint")
+    latency_runs: int = spec(10, ge=0, doc="batch-1 inference runs timed once per run (latency_ms); 0 = off")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import ray.train.torch
 
 from ..checkpoint import STATE_FILE, load_model_payload, load_train_state, save_checkpoint
 from ..config import RunConfig, from_dict
+from ..model.cost import inference_latency_ms, inference_parameters
 from .engine import Engine, NonFiniteLossError
 
 SCORE_KEY = "selection_score"
@@ -47,12 +48,29 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             engine.load_train_state(load_train_state(d), payload["state_dict"])
         resumed_from = engine.epoch
     run_epochs(engine, extra_metrics={
+        **inference_cost(engine),
         "dataset/num_classes": engine.num_classes,
         "dist/world_size": world,
         "dist/num_nodes": _count_nodes(world),
         "train/resumed_from_epoch": resumed_from,
         "perf/loop_start_wall": loop_start,
     })
+
+
+def inference_cost(engine: Engine) -> dict[str, float]:
+    """``params_m`` and ``latency_ms`` (median batch-1 embedding time on this worker's device), measured
+    once by rank 0: the objectives a multi-objective search can trade against mAP. Only rank 0's
+    reports reach Tune and MLflow."""
+    if engine.rank != 0:
+        return {}
+    cfg = engine.cfg
+    out = {"params_m": inference_parameters(engine.module) / 1e6}
+    if cfg.eval.latency_runs:
+        out["latency_ms"] = inference_latency_ms(
+            engine.module, cfg.data.height, cfg.data.width, device=engine.device, runs=cfg.eval.latency_runs,
+            memory_format=engine.memory_format, autocast_dtype=engine.amp_dtype,
+        )
+    return out
 
 
 def _count_nodes(world: int) -> int:

@@ -1,5 +1,6 @@
 """Plots of a finished (or running) search, drawn from its Optuna study: optimisation history,
-parameter importances and parallel coordinates (people would rather look at these than read a table)."""
+parameter importances and parallel coordinates (people would rather look at these than read a table),
+and for a multi-objective search its Pareto front (plot and table)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import warnings
 from pathlib import Path
 
 
-def search_plots(optuna_url: str, study_name: str, out_dir: Path) -> list[Path]:
+def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_names: list[str] | None = None) -> list[Path]:
     """Write the PNGs that can be drawn for this study; returns their paths (importances need >= 2 trials)."""
     import matplotlib
 
@@ -41,4 +42,32 @@ def search_plots(optuna_url: str, study_name: str, out_dir: Path) -> list[Path]:
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
+    if 2 <= len(study.directions) <= 3:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = ovm.plot_pareto_front(study, target_names=objective_names)
+        except (ValueError, RuntimeError):
+            ax = None
+        if ax is not None:
+            path = out_dir / "pareto_front.png"
+            ax.figure.set_size_inches(7, 5)
+            ax.figure.tight_layout()
+            ax.figure.savefig(path, dpi=110)
+            plt.close(ax.figure)
+            written.append(path)
     return written
+
+
+def pareto_front(optuna_url: str, study_name: str, objective_names: list[str]) -> list[dict]:
+    """The Pareto-optimal completed trials of a multi-objective study: number, objective values, params."""
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=optuna_url)
+    rows = []
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        row = {"optuna_trial": t.number, **dict(zip(objective_names, t.values)), **t.params}
+        if "mscm.warm_start_from" in t.user_attrs:
+            row["warm_start_from"] = t.user_attrs["mscm.warm_start_from"]
+        rows.append(row)
+    return rows

@@ -243,7 +243,7 @@ def _ensure_sqlite_dir(url: str) -> str:
 
 def _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode) -> SearchOutcome:
     """Trial table, Optuna plots and the best trial's summary, on the parent run."""
-    from .report import search_plots
+    from .report import pareto_front, search_plots
 
     df = results.get_dataframe()
     errored = len(results.errors)
@@ -270,9 +270,18 @@ def _summarise(results, space, name, parent, tracking_uri, optuna_url, experimen
         parent.log_artifact(table, "search")
         Path(tmp, "best_trial.json").write_text(json.dumps(summary, indent=2, default=str))
         parent.log_artifact(Path(tmp, "best_trial.json"), "search")
-        for png in search_plots(optuna_url, name, Path(tmp)):
+        names = [metric] if single else list(metric)
+        for png in search_plots(optuna_url, name, Path(tmp), objective_names=names):
             parent.log_artifact(png, "search/plots")
+        pareto = [] if single else pareto_front(optuna_url, name, names)
+        if pareto:
+            import pandas as pd
+
+            pd.DataFrame(pareto).to_csv(Path(tmp, "pareto_front.csv"), index=False)
+            parent.log_artifact(Path(tmp, "pareto_front.csv"), "search")
     tags = {"num_trials": len(results), "num_errored": errored}
+    if not single:
+        tags["pareto_trials"] = len(pareto)
     if summary.get("trial_id"):
         tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary.get("run_id", ""),
                      "best_checkpoint": summary.get("checkpoint", "")})
