@@ -13,7 +13,6 @@ def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_name
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as ovm
 
@@ -36,12 +35,7 @@ def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_name
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # e.g. importances need two completed trials with varying params
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            path = out_dir / f"{name}{suffix}.png"
-            fig.set_size_inches(9, 5)
-            fig.tight_layout()
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            written.append(path)
+            written.append(_save(fig, out_dir / f"{name}{suffix}.png", (9, 5)))
     if 2 <= len(study.directions) <= 3:
         try:
             with warnings.catch_warnings():
@@ -50,24 +44,31 @@ def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_name
         except (ValueError, RuntimeError):
             ax = None
         if ax is not None:
-            path = out_dir / "pareto_front.png"
-            ax.figure.set_size_inches(7, 5)
-            ax.figure.tight_layout()
-            ax.figure.savefig(path, dpi=110)
-            plt.close(ax.figure)
-            written.append(path)
+            written.append(_save(ax.figure, out_dir / "pareto_front.png", (7, 5)))
     return written
+
+
+def _save(fig, path: Path, size: tuple[float, float]) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.set_size_inches(*size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def pareto_front(optuna_url: str, study_name: str, objective_names: list[str]) -> list[dict]:
     """The Pareto-optimal completed trials of a multi-objective study: number, objective values, params."""
     import optuna
 
+    from .warmstart import WARM_START_ATTR
+
     study = optuna.load_study(study_name=study_name, storage=optuna_url)
     rows = []
     for t in sorted(study.best_trials, key=lambda t: t.number):
         row = {"optuna_trial": t.number, **dict(zip(objective_names, t.values)), **t.params}
-        if "mscm.warm_start_from" in t.user_attrs:
-            row["warm_start_from"] = t.user_attrs["mscm.warm_start_from"]
+        if WARM_START_ATTR in t.user_attrs:
+            row["warm_start_from"] = t.user_attrs[WARM_START_ATTR]
         rows.append(row)
     return rows

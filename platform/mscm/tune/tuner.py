@@ -15,9 +15,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ..config import RunConfig, apply_overrides, to_dict
+from ..config.schema import Metric
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
 from ..train.trainer import storage_path_of
@@ -158,15 +159,12 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         parent.log_config(base, extra_params=extra)
         parent.log_artifact(space.source, "search_space")
 
-    objectives = space.objectives
-    metrics = [o.metric for o in objectives]
-    modes = ["max" if o.direction == "maximize" else "min" for o in objectives]
-    metric, mode = (metrics[0], modes[0]) if len(metrics) == 1 else (metrics, modes)
+    metric, mode = space.metric, space.mode  # lists for a multi-objective search
     searcher = OptunaSearch(
         space.define_by_run, metric=metric, mode=mode, sampler=space.make_sampler(), storage=storage,
         study_name=name,
     )
-    if budget.scheduler == "asha" and len(metrics) == 1:
+    if budget.scheduler == "asha" and not space.multi_objective:
         scheduler = ASHAScheduler(
             time_attr="training_iteration", metric=metric, mode=mode, max_t=epochs,
             grace_period=min(budget.grace_period, epochs), reduction_factor=budget.reduction_factor,
@@ -292,7 +290,8 @@ def _summarise(results, space, name, parent, tracking_uri, optuna_url, experimen
 
 
 def _selection_metrics() -> tuple[str, ...]:
-    return ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20")
+    """The evaluation metrics, which the selection score (the best checkpoint's) stands for."""
+    return get_args(Metric)
 
 
 def _best_summary(tracking_uri: str, parent, name: str, best_trial_id: str | None) -> dict[str, Any]:
