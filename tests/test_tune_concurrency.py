@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from mscm.config import load_run_config
+from mscm.errors import UsageError
 from mscm.raycluster import DRIVER_RESOURCE, autoscaling_capacity
 from mscm.tune.space import load_search_space
 from mscm.tune.tuner import concurrency_for
@@ -37,9 +38,9 @@ def test_concurrency_fits_whole_trials(cfg, resources, requested, expected):
 
 
 def test_a_trial_that_can_never_fit_is_an_error_that_says_what_it_needs():
-    with pytest.raises(RuntimeError, match=r"one trial needs 4 CPU \+ 2 GPU"):
+    with pytest.raises(UsageError, match=r"one trial needs 4 CPU \+ 2 GPU"):
         concurrency_for(_cfg(2, 2, 1), {"CPU": 64, "GPU": 1, DRIVER_RESOURCE: 4}, None)
-    with pytest.raises(RuntimeError, match="needs 2 CPU"):
+    with pytest.raises(UsageError, match="needs 2 CPU"):
         concurrency_for(_cfg(2, 1), {"CPU": 1, DRIVER_RESOURCE: 4}, None)
 
 

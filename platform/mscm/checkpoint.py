@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from .config import ConfigError, RunConfig, from_dict, to_dict
+from .errors import MscmError
+from .torchfile import load_tensors
 
 FORMAT = "mscm.mscmnet"
 VERSION = 1
@@ -27,7 +29,7 @@ STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MscmError, ValueError):
     """A file or folder is not a usable mscm checkpoint."""
 
 
@@ -74,9 +76,9 @@ def load_model_payload(path: str | Path) -> dict[str, Any]:
     """The validated model payload of a checkpoint file or directory."""
     file = _model_file(path)
     try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated files, foreign objects refused by weights_only
-        raise CheckpointError(f"{file}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
+        payload = load_tensors(file)
+    except ValueError as e:  # pickle errors, truncated files, foreign objects refused by weights_only
+        raise CheckpointError(f"{file}: not a loadable checkpoint: {e}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{file}: not an mscm MSCMNet checkpoint (format {found!r}, expected {FORMAT!r})")
@@ -129,4 +131,7 @@ def load_train_state(directory: str | Path) -> dict[str, Any]:
     file = Path(directory) / STATE_FILE
     if not file.is_file():
         raise CheckpointError(f"{file}: training state not found (a model-only checkpoint cannot resume)")
-    return torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        return load_tensors(file)
+    except ValueError as e:
+        raise CheckpointError(f"{file}: not a loadable training state: {e}") from None

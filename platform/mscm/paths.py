@@ -28,12 +28,8 @@ def mlruns_dir() -> Path:
 
 
 def default_tracking_uri() -> str:
-    """SQLite MLflow store under the project (artifacts beside it in mlruns/artifacts)."""
+    """SQLite MLflow store under the project (artifacts beside it in mlruns/artifacts, see mscm.tracking.uris)."""
     return f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
-
-
-def default_artifact_root() -> str:
-    return (mlruns_dir() / "artifacts").as_uri()
 
 
 def default_optuna_url() -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import UsageError
+
 
 def add_config_args(p: argparse.ArgumentParser, *, required: bool = True, default: str | None = None) -> None:
     p.add_argument(
@@ -25,7 +27,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}", hint="for example --set loss.qct_margin=0.5")
         out[key.strip()] = yaml.safe_load(raw)
     return out
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 _DATASETS = ("sysu", "regdb", "llcm")
 
@@ -44,20 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import CheckpointError
-    from ..data import DatasetError
     from ..eval.full import evaluate_checkpoints
 
-    try:
-        report = evaluate_checkpoints(
-            args.checkpoint, dataset_root=args.dataset, layout=args.layout, protocols=args.protocol,
-            trials=args.trials, flip=args.flip, feature=args.feature, gallery_mode=args.gallery_mode,
-            regdb_split=args.regdb_split, device=args.device, precision=args.precision, cache_dir=args.cache_dir,
-            progress=not args.quiet,
-        )
-    except (CheckpointError, DatasetError, ValueError) as e:
-        print(f"mscm evaluate: {e}", file=sys.stderr)
-        return 2
+    report = evaluate_checkpoints(
+        args.checkpoint, dataset_root=args.dataset, layout=args.layout, protocols=args.protocol,
+        trials=args.trials, flip=args.flip, feature=args.feature, gallery_mode=args.gallery_mode,
+        regdb_split=args.regdb_split, device=args.device, precision=args.precision, cache_dir=args.cache_dir,
+        progress=not args.quiet,
+    )
     d = report.dataset
     split = f", RegDB split {d['regdb_split']}" if "regdb_split" in d else ""
     print(f"{d['layout']} at {d['root']} ({d['split']} split{split}): "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,23 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..registry.promote import PromotionError, promote
-    from ..registry.select import SelectionError
+    from ..registry.promote import promote
     from ..registry.settings import promotion_settings
-    from ..registry.source import ModelSourceError
 
     settings = promotion_settings({
         "registered_model": args.registered_model, "metric": args.metric, "margin": args.margin,
         "protocol": args.protocol, "trials": args.trials, "gallery_mode": args.gallery_mode,
     }, source="command-line options")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        outcome = promote(args.search, settings, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                          trial_id=args.trial, dataset_root=args.dataset_root, dry_run=args.dry_run,
-                          device=device, progress=not args.quiet)
-    except (PromotionError, SelectionError, ModelSourceError) as e:
-        print(f"mscm promote: {e}", file=sys.stderr)
-        return 2
+    outcome = promote(args.search, settings, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                      trial_id=args.trial, dataset_root=args.dataset_root, dry_run=args.dry_run,
+                      device=device, progress=not args.quiet)
     print(outcome.message())
     if outcome.version and not args.dry_run:
         print(f"load it with: mlflow.pytorch.load_model('models:/{outcome.registered_model}/{outcome.version}')")

@@ -42,10 +42,11 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
     from ..tune.tuner import SearchOptions, run_search
 
     if args.resume and not args.name:
-        raise SystemExit("--resume needs --name (the search to continue)")
+        raise UsageError("--resume needs --name (the search to continue)")
     outcome = run_search(SearchOptions(
         space=args.space, name=args.name, dataset_root=args.dataset_root, tracking_uri=args.tracking_uri,
         storage_path=args.storage_path, optuna_url=args.optuna_url, trials=args.trials, epochs=args.epochs,

@@ -16,12 +16,14 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from ..errors import MscmError
+
 T = TypeVar("T")
 
 _MISSING = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(MscmError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
     def __init__(self, source: str, key: str, problem: str):

@@ -118,6 +118,8 @@ class DataConfig:
     val_identities: int = spec(0, ge=0, doc="training ids held out for model selection; 0 = select on test")
     cache_dir: str | None = spec(None, doc="decoded-image cache; null = <project>/data/cache")
     skip_corrupt: bool = spec(False, doc="skip unreadable images (and report them) instead of failing")
+    missing_modality: Literal["error", "warn"] = spec(
+        "error", doc="a training id with images in one modality only: stop (error) or drop it and warn")
     loader_workers: int = spec(2, ge=0)
 
 

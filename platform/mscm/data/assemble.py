@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from .errors import DatasetError
+from .errors import ROOT_HINT, DatasetError
 from .records import ImageRecord, Modality, VIReIDDataset
 
 log = logging.getLogger(__name__)
@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 
-def require_dir(path: str | Path, what: str) -> Path:
+def require_dir(path: str | Path, what: str, *, hint: str | None = None) -> Path:
     path = Path(path).expanduser().absolute()
     if not path.is_dir():
-        raise DatasetError(f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}")
+        raise DatasetError(f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}",
+                           hint=hint)
     return path
 
 
@@ -33,6 +34,11 @@ def require_file(path: Path, what: str) -> Path:
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name (other files are ignored)."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def require_root(path: str | Path, what: str) -> Path:
+    """The dataset's root folder; a missing one says which option sets it."""
+    return require_dir(path, what, hint=ROOT_HINT)
 
 
 def camera_folders(parent: Path) -> list[tuple[int, Path]]:
@@ -141,6 +147,7 @@ def assemble(
     return VIReIDDataset(
         name=name,
         root=str(root),
+        incomplete_ids=tuple(sorted(vis_ids ^ ir_ids)),
         train_visible=[r for r in kept if r.modality is Modality.VISIBLE],
         train_infrared=[r for r in kept if r.modality is Modality.INFRARED],
         test_visible=[r for r in test if r.modality is Modality.VISIBLE],

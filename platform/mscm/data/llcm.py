@@ -12,7 +12,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .assemble import assemble, camera_folders, check_listed_image, list_images, read_id_file, read_index_file, require_dir
+from .assemble import (
+    assemble,
+    camera_folders,
+    check_listed_image,
+    list_images,
+    read_id_file,
+    read_index_file,
+    require_dir,
+    require_root,
+)
 from .records import ImageRecord, Modality, VIReIDDataset
 
 _CAM_PID = re.compile(r"cam(\d+)[/\\](\d+)")
@@ -42,7 +51,7 @@ def _test(root: Path, modality: Modality, ids: list[int]) -> list[ImageRecord]:
 
 
 def read_llcm(root: str | Path) -> VIReIDDataset:
-    root = require_dir(root, "LLCM root")
+    root = require_root(root, "LLCM root")
     require_dir(root / "idx", "LLCM index folder")
     test_ids = sorted(set(read_id_file(root / "idx" / "test_id.txt", "LLCM test id list")))
     train = _train(root, Modality.VISIBLE) + _train(root, Modality.INFRARED)

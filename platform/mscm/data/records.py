@@ -61,6 +61,9 @@ class VIReIDDataset:
     # What the test lists hold: "test" = the dataset's own test split; "val" = training identities
     # held out by ``mscm.data.holdout_identities`` for model selection (the real test split unused).
     split: str = "test"
+    # Training ids with images in one modality only (dropped from training; ``data.missing_modality``
+    # decides whether the preflight stops on them).
+    incomplete_ids: tuple[int, ...] = ()
 
     def summary(self) -> str:
         ids = lambda recs: len({r.pid for r in recs})  # noqa: E731

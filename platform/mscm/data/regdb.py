@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .assemble import assemble, check_listed_image, read_index_file, require_dir
+from .assemble import assemble, check_listed_image, read_index_file, require_dir, require_root
 from .records import ImageRecord, Modality, VIReIDDataset
 
 CAMID = {Modality.VISIBLE: 1, Modality.INFRARED: 2}
@@ -34,7 +34,7 @@ def _read(root: Path, name: str, modality: Modality) -> list[ImageRecord]:
 def read_regdb(root: str | Path, trial: int = 1) -> VIReIDDataset:
     if trial not in TRIALS:
         raise ValueError(f"RegDB trial must be 1..10, got {trial}")
-    root = require_dir(root, "RegDB root")
+    root = require_root(root, "RegDB root")
     require_dir(root / "idx", "RegDB index folder")
     train = _read(root, f"train_visible_{trial}.txt", Modality.VISIBLE) + _read(
         root, f"train_thermal_{trial}.txt", Modality.INFRARED

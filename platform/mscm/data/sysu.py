@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .assemble import assemble, list_images, read_id_file, require_dir
+from .assemble import assemble, list_images, read_id_file, require_dir, require_root
 from .errors import DatasetError
 from .records import ImageRecord, Modality, VIReIDDataset
 
@@ -31,7 +31,7 @@ def _collect(root: Path, pids: list[int]) -> list[ImageRecord]:
 
 
 def read_sysu(root: str | Path) -> VIReIDDataset:
-    root = require_dir(root, "SYSU-MM01 root")
+    root = require_root(root, "SYSU-MM01 root")
     for cam in sorted(VISIBLE_CAMS + INFRARED_CAMS):
         require_dir(root / f"cam{cam}", f"SYSU-MM01 camera folder cam{cam}")
     exp = require_dir(root / "exp", "SYSU-MM01 split folder")
@@ -43,7 +43,13 @@ def read_sysu(root: str | Path) -> VIReIDDataset:
         raise DatasetError(
             f"{exp}: ids listed both for training (train_id/val_id) and test (test_id): {sorted(overlap)}"
         )
+    train, test = _collect(root, train_ids), _collect(root, test_ids)
+    seen = {r.camid for r in train + test}
+    empty = [f"cam{c}" for c in sorted(VISIBLE_CAMS + INFRARED_CAMS) if c not in seen]
+    if empty:  # a camera the layout always has: an interrupted copy, or the wrong folder
+        raise DatasetError(f"{root}: camera folder{'s' * (len(empty) > 1)} {', '.join(empty)} hold{'s' * (len(empty) == 1)} "
+                           "no images of the listed ids (expected camN/<pid 4 digits>/<image>)")
     return assemble(
-        "sysu", root, _collect(root, train_ids), _collect(root, test_ids),
+        "sysu", root, train, test,
         expected_train_ids=set(train_ids), expected_test_ids=set(test_ids),
     )

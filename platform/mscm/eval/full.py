@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..config.schema import PROTOCOLS, EvalConfig
+from ..errors import UsageError
 from ..data.records import Modality, VIReIDDataset
 from .features import IndexedImages, features_for_eval
 from .protocols import candidates, check_dataset, get_protocol
@@ -291,7 +292,7 @@ def _read_eval_dataset(cfg: "RunConfig", layout: str, root: str | None, regdb_sp
     if root is not None:
         return read_dataset(layout, root, regdb_trial=regdb_split)
     if layout != cfg.data.dataset:
-        raise ValueError(f"the checkpoint was trained on {cfg.data.dataset}; give the {layout} dataset folder")
+        raise UsageError(f"the checkpoint was trained on {cfg.data.dataset}; give the {layout} dataset folder")
     # The checkpoint's own dataset: its configured folder, or the synthetic data it trained on.
     data_cfg = dataclasses.replace(cfg.data, regdb_trial=regdb_split)
     return build_dataset(data_cfg, progress=progress)
@@ -324,20 +325,22 @@ def evaluate_checkpoint(
     :class:`mscm.data.DatasetError` for a missing or malformed dataset.
     """
     from ..checkpoint import load_model
+    from ..preflight.dataset import check_images, print_warnings
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg, payload = load_model(checkpoint, device)
     layout = layout or cfg.data.dataset
     for name in protocols or ():  # before any image is read
         if get_protocol(name).dataset != layout:
-            raise ValueError(f"protocol {name!r} is not a protocol of {layout} (its protocols: {list(full_protocols(layout))})")
+            raise UsageError(f"protocol {name!r} is not a protocol of {layout} (its protocols: {list(full_protocols(layout))})")
     split = regdb_split if regdb_split is not None else cfg.data.regdb_trial
     if precision is not None and precision not in _AMP:
-        raise ValueError(f"precision must be one of {list(_AMP)}, got {precision!r}")
+        raise UsageError(f"precision must be one of {list(_AMP)}, got {precision!r}")
     amp = _AMP[precision or cfg.train.precision] if torch.device(device).type == "cuda" else None
     eval_cfg = _eval_settings(cfg, trials, flip, feature, gallery_mode)
     root = dataset_root if dataset_root is not None else (cfg.data.root if layout == cfg.data.dataset else None)
     dataset = _read_eval_dataset(cfg, layout, root, split, progress)
+    print_warnings(check_images(dataset, skip_corrupt=cfg.data.skip_corrupt, progress=progress).warnings)
     h, w = cfg.data.height, cfg.data.width
     dataset, vis, ir = load_test_images(dataset, h, w, cache_dir=cache_dir or cfg.data.cache_dir,
                                         skip_corrupt=cfg.data.skip_corrupt, progress=progress)
@@ -367,24 +370,24 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], **options: Any) -> R
     """:func:`evaluate_checkpoint` on each checkpoint, as one report. Several checkpoints are for
     RegDB, one model per split (each tested on its own ``data.regdb_trial``): checked before any
     evaluation runs, then combined with :func:`combine_regdb_splits`."""
-    if not checkpoints:
-        raise ValueError("no checkpoint given")
-    if len(checkpoints) > 1:
-        from ..checkpoint import config_of, load_model_payload
+    from ..preflight import preflight_checkpoints
 
+    if not checkpoints:
+        raise UsageError("no checkpoint given")
+    cfgs = preflight_checkpoints(checkpoints)  # every one, before any image is read
+    if len(checkpoints) > 1:
         if options.get("regdb_split") is not None:
-            raise ValueError("regdb_split goes with a single checkpoint (several are one per split)")
-        cfgs = [config_of(load_model_payload(c), str(c)) for c in checkpoints]
+            raise UsageError("regdb_split goes with a single checkpoint (several are one per split)")
         _check_combinable([options.get("layout") or c.data.dataset for c in cfgs], [c.data.regdb_trial for c in cfgs])
     return merge_reports([evaluate_checkpoint(c, **options) for c in checkpoints])
 
 
 def _check_combinable(layouts: list[str], splits: list[int]) -> None:
     if set(layouts) != {"regdb"}:
-        raise ValueError("several checkpoints are combined only for RegDB (one model per split); "
+        raise UsageError("several checkpoints are combined only for RegDB (one model per split); "
                          f"got datasets {sorted(set(layouts))}")
     if len(set(splits)) != len(splits):
-        raise ValueError(f"RegDB splits repeat ({sorted(splits)}); give one model per split")
+        raise UsageError(f"RegDB splits repeat ({sorted(splits)}); give one model per split")
 
 
 def merge_reports(reports: Sequence[Report]) -> Report:

@@ -9,13 +9,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import MscmError
+from ..torchfile import load_tensors
 from .backbone import build_resnet
 
 TRUNK = ("layer1", "layer2", "layer3", "layer4")
 STEM = ("conv1", "bn1")
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(MscmError, ValueError):
     """A pretrained-weights file that is missing, unreadable or does not fit the configured backbone."""
 
 
@@ -30,9 +32,9 @@ def read_resnet_state(path: str | Path, backbone: str) -> dict[str, torch.Tensor
     if not file.is_file():
         raise PretrainedWeightsError(f"model.pretrained: {file}: file not found")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise PretrainedWeightsError(f"model.pretrained: {file}: not a readable torch state_dict ({e})") from e
+        state = load_tensors(file)
+    except ValueError as e:
+        raise PretrainedWeightsError(f"model.pretrained: {file}: {e}") from None
     if not isinstance(state, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import RegistryError
 from .source import checkpoint_for
 
 FORMATS = ("torchscript",)
@@ -22,7 +23,7 @@ CHECK_BATCHES = (1, 3)  # traced with 2: a shape baked into the trace shows up h
 DEFAULT_TOLERANCE = 1e-4  # max |difference| of L2-normalised float32 embeddings
 
 
-class ExportError(RuntimeError):
+class ExportError(RegistryError):
     """The export failed, or gives other embeddings than the PyTorch model."""
 
 

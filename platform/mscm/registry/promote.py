@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import RegistryError
 from ..checkpoint import CheckpointError, load_model
 from ..config import RunConfig
 from ..eval import EvalResult, format_table
@@ -31,13 +32,21 @@ from .describe import (
 )
 from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
 from .select import KIND_TAG, SEARCH_TAG, TrialChoice, checkpoint_dir, checkpoint_files, find_search, select_trial
-from .source import ModelSourceError, check_sha, checkpoint_sha256, download, tree_sha256, version_checkpoint
+from .source import (
+    ModelSourceError,
+    check_sha,
+    checkpoint_sha256,
+    download,
+    registry_client,
+    tree_sha256,
+    version_checkpoint,
+)
 from .settings import ALIAS_CHALLENGER, ALIAS_CHAMPION, PromotionSettings
 
 Action = Literal["champion", "challenger", "noop"]
 
 
-class PromotionError(RuntimeError):
+class PromotionError(RegistryError):
     """Promotion cannot go on (a damaged champion, an unreadable candidate); nothing was changed."""
 
 
@@ -97,13 +106,8 @@ def promote(
     progress: bool = True,
 ) -> PromotionOutcome:
     """Promote the best trial of ``search`` (or ``trial_id``); see the module docstring."""
-    from mlflow import MlflowClient
-
-    from ..tracking.mlflow_run import resolve_tracking_uri
-
     settings = settings or PromotionSettings()
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never the process-global registry
+    client = registry_client(tracking_uri)
     choice = select_trial(client, find_search(client, search, experiment), settings.metric, trial_id)
     with tempfile.TemporaryDirectory(prefix="mscm-promote-") as scratch:
         ckpt = checkpoint_dir(client, choice, Path(scratch, "candidate"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import RegistryError
 from ..data.cache import load_image
 from ..data.errors import CorruptImageError
 from ..data.records import Modality
@@ -26,7 +27,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 TILE_HEIGHT = 160  # display size of one image in the grid
 
 
-class RetrievalError(ValueError):
+class RetrievalError(RegistryError, ValueError):
     """Bad retrieval input: an unreadable query, an empty gallery, an unknown modality."""
 
 

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import RegistryError
 from ..checkpoint import METRICS_FILE, MODEL_FILE
 
 SEARCH_TAG = "mscm.search"  # same keys as mscm.tune.tuner / mscm.tune.tracking (not imported: no Ray here)
@@ -25,7 +26,7 @@ SCORE_TAG = "best_score"
 CHECKPOINT_ARTIFACT = "best_checkpoint"
 
 
-class SelectionError(LookupError):
+class SelectionError(RegistryError, LookupError):
     """No search of that name, or no trial in it that can be promoted."""
 
 

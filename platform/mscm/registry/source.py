@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import RegistryError
 from ..checkpoint import MODEL_FILE
 from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI
 
@@ -25,7 +26,7 @@ _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(RegistryError):
     """A model source is missing, damaged, or not one mscm can use."""
 
 
@@ -121,13 +122,21 @@ def checkpoint_for(source: str, scratch: str | Path, tracking_uri: str | None = 
     if not source.startswith("models:/"):
         raise ModelSourceError(f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor a models:/ URI")
     parse_model_uri(source)  # before opening the store
+    client = registry_client(tracking_uri)
+    return version_checkpoint(client, resolve_version(client, source), scratch)
+
+
+def registry_client(tracking_uri: str | None):
+    """A client of an existing MLflow store (checked first: reading never creates an empty store),
+    naming its registry explicitly: never the process-global one."""
     from mlflow import MlflowClient
 
+    from ..preflight.stores import check_tracking_uri
     from ..tracking.mlflow_run import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never the process-global registry
-    return version_checkpoint(client, resolve_version(client, source), scratch)
+    check_tracking_uri(uri, must_exist=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 @dataclass
@@ -156,9 +165,7 @@ def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
     import mlflow
     import mlflow.pytorch
 
-    from ..tracking.mlflow_run import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = registry_client(tracking_uri).tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:

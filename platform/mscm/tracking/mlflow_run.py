@@ -13,35 +13,32 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, dump_yaml, flatten, to_dict
-from ..paths import default_artifact_root, default_tracking_uri
+from ..paths import default_tracking_uri
+from .uris import artifact_root_for
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
-    """The configured URI, else $MLFLOW_TRACKING_URI, else the SQLite store under the project."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return uri
+    """The configured URI, else $MLFLOW_TRACKING_URI, else the SQLite store under the project.
+    Creates nothing: writers make the store's folder (:class:`RunLogger`), after the preflight."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    # With a local SQLite store the artifacts live beside it (not in ./mlruns of whatever the CWD is).
-    location = default_artifact_root() if tracking_uri == default_tracking_uri() else None
-    return client.create_experiment(name, artifact_location=location)
+    # A local store keeps its artifacts beside it, not in ./mlruns of whatever the CWD is.
+    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
 
 
 def ui_command(tracking_uri: str) -> str:
     """The command that opens the MLflow UI on this store (bound to localhost, light on memory)."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    extra = ""
-    if tracking_uri == default_tracking_uri():
-        extra = f" --default-artifact-root {default_artifact_root()}"
+    root = artifact_root_for(tracking_uri)
+    extra = f" --default-artifact-root {root}" if root else ""
     return (
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host 127.0.0.1 --port 5000 "
         f"--backend-store-uri {tracking_uri}{extra}"
@@ -79,6 +76,8 @@ class RunLogger:
         from mlflow import MlflowClient
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri)
         if run_id is None:

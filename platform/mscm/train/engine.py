@@ -23,12 +23,13 @@ from ..data import build_dataset, drop_skipped, holdout_identities
 from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
+from ..errors import MscmError
 from ..losses import MSCMLoss
 from ..model import build_model
 from .optim import build_optimizer, build_scheduler
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(MscmError, FloatingPointError):
     """The loss became NaN or infinite; the run cannot continue."""
 
 

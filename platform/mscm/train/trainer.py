@@ -6,22 +6,16 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
-
-import ray.train
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
-from .engine import NonFiniteLossError
-from .worker import FAILURE_KEY, SCORE_KEY, train_loop_per_worker
+from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
 
 
 def storage_path_of(cfg: RunConfig) -> str:
-    path = cfg.train.storage_path or str(ray_results_dir())
-    if "://" not in path:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    return path
+    """The run's Ray results folder (created by the preflight, not here)."""
+    return cfg.train.storage_path or str(ray_results_dir())
 
 
 def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
@@ -30,12 +24,16 @@ def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
     Checkpoints: the best ``checkpoints_to_keep`` by the selection metric plus the latest (Ray always
     keeps the latest, which is what a restarted worker group resumes from).
     """
-    from ray.train.torch import TorchConfig, TorchTrainer
+    import ray.train
+    from ray.train.torch import TorchConfig
+
+    from .failures import MscmTorchTrainer
+    from .worker import train_loop_per_worker
 
     resources = {"CPU": cfg.train.cpus_per_worker}
     if cfg.train.use_gpu:
         resources["GPU"] = cfg.train.gpus_per_worker
-    return TorchTrainer(
+    return MscmTorchTrainer(
         train_loop_per_worker,
         train_loop_config={"run": to_dict(cfg)},
         torch_config=TorchConfig(backend="nccl" if cfg.train.use_gpu else "gloo"),
@@ -51,6 +49,7 @@ def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
                 checkpoint_score_attribute=SCORE_KEY,
                 checkpoint_score_order="max",
             ),
+            # Lost workers and nodes are retried; an MscmError is not (DeterministicErrorPolicy).
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
         ),
     )
@@ -70,23 +69,9 @@ def raise_if_failed(result) -> None:
     """Turn a run that ended on a reported failure (non-finite loss) into an exception."""
     failure = (result.metrics or {}).get(FAILURE_KEY)
     if failure:
+        from .engine import NonFiniteLossError
+
         raise NonFiniteLossError(failure)
-
-
-class MlflowEpochCallback(ray.train.UserCallback):
-    """A Ray Train callback (runs in the TrainController) that logs each report to one MLflow run."""
-
-    def __init__(self, tracking_uri: str, run_id: str, experiment: str):
-        self.tracking_uri, self.run_id, self.experiment = tracking_uri, run_id, experiment
-        self._logger = None
-
-    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
-        from ..tracking.mlflow_run import RunLogger
-
-        if self._logger is None:
-            self._logger = RunLogger(self.tracking_uri, self.experiment, run_name="", run_id=self.run_id)
-        rank0 = metrics[0]
-        self._logger.log_metrics(rank0, step=int(rank0.get("epoch", 0)))
 
 
 @dataclass
@@ -101,9 +86,12 @@ class TrainOutcome:
 def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: str | None = None) -> TrainOutcome:
     """Train once on Ray Train and log it to MLflow: params, config, per-epoch and system metrics,
     the best checkpoint, its CMC plot and evaluation JSON, and the model (mlflow.pytorch)."""
+    from ..preflight import preflight_run
     from ..raycluster import init_ray
-    from ..tracking.mlflow_run import RunLogger, ui_command
-    from .worker import CMC_FILE, EVAL_FILE
+    from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri, ui_command
+    preflight_run(cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
+    from .callbacks import MlflowEpochCallback
+    from .failures import fit
 
     init_ray(ray_address)
     name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -116,7 +104,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     try:
         trainer = build_trainer(cfg, name=name, callbacks=[
             MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)])
-        result = trainer.fit()
+        result = fit(trainer)
         raise_if_failed(result)
         best = best_checkpoint_path(result)
         if best:

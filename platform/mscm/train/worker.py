@@ -22,15 +22,14 @@ from ..checkpoint import STATE_FILE, load_model_payload, load_train_state, save_
 from ..config import RunConfig, from_dict
 from ..model.cost import inference_latency_ms, inference_parameters
 from .engine import Engine, NonFiniteLossError
+from .failures import quiet_expected_errors
+from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
 
-SCORE_KEY = "selection_score"
-FAILURE_KEY = "failure"
-EVAL_FILE = "eval.json"
-CMC_FILE = "cmc.png"
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     loop_start = time.time()  # Ray's share of start-up ends here (bench/ray_overhead.py)
+    quiet_expected_errors()
     cfg = from_dict(RunConfig, loop_config["run"], source="train_loop_config.run")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -153,4 +152,4 @@ def _report_failure(engine: Engine, message: str) -> None:
         ray.train.report(metrics, checkpoint=ckpt)
 
 
-__all__ = ["train_loop_per_worker", "run_epochs", "SCORE_KEY", "FAILURE_KEY", "EVAL_FILE", "CMC_FILE", "STATE_FILE"]
+__all__ = ["train_loop_per_worker", "run_epochs"]

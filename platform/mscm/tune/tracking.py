@@ -14,7 +14,7 @@ from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
-from ..train.worker import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from ..train.report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
 from .trainable import trial_overrides, trial_run_config
 
 TRIAL_TAG = "ray_trial_id"

@@ -30,7 +30,7 @@ def _report_callback():
     that report into the trial's error instead (``raise_if_failed``)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ..train.worker import FAILURE_KEY
+    from ..train.report_keys import FAILURE_KEY
 
     class TrialReportCallback(TuneReportCallback):
         def after_report(self, run_context, metrics, checkpoint):
@@ -44,10 +44,11 @@ def _report_callback():
 def train_driver(config: dict[str, Any]) -> None:
     import ray.tune
 
+    from ..train.failures import fit
     from ..train.trainer import build_trainer, raise_if_failed
 
     cfg = trial_run_config(config)
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()])
-    result = trainer.fit()
+    result = fit(trainer)
     raise_if_failed(result)

@@ -19,12 +19,12 @@ from typing import Any, get_args
 
 from ..config import RunConfig, apply_overrides, to_dict
 from ..config.schema import Metric
+from ..errors import UsageError
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
+from ..train.report_keys import SCORE_KEY
 from ..train.trainer import storage_path_of
-from ..train.worker import SCORE_KEY
 from .trainable import BASE_KEY, train_driver
-from .tracking import MlflowTrialLogger
 
 SEARCH_TAG = "mscm.search"
 
@@ -95,7 +95,8 @@ def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int 
     if fit < 1:
         need = f"{per_trial_cpu:g} CPU" + (
             f" + {cfg.train.num_workers * cfg.train.gpus_per_worker:g} GPU" if cfg.train.use_gpu else "")
-        raise RuntimeError(f"one trial needs {need} and a {DRIVER_RESOURCE} sliver; the cluster has {resources}")
+        raise UsageError(f"one trial needs {need} and a {DRIVER_RESOURCE} sliver; the cluster has {resources}",
+                         hint="--workers-per-trial and --gpus-per-worker size a trial")
     return max(1, min(fit, requested or fit))
 
 
@@ -109,7 +110,8 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
     found = client.search_runs([exp_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`mscm.kind` = 'search'",
                                max_results=1)
     if found and not resume:
-        raise RuntimeError(f"a search named {name!r} already exists in {tracking_uri}; pass --resume or a new --name")
+        raise UsageError(f"a search named {name!r} already exists in {tracking_uri}",
+                         hint="--resume continues it; --name NEW starts another")
     run_id = found[0].info.run_id if found else None
     if run_id:
         client.update_run(run_id, status="RUNNING")
@@ -118,14 +120,9 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
 
 
 def run_search(opts: SearchOptions) -> SearchOutcome:
-    import optuna
-    import ray.tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
+    from ..preflight import preflight_run
     from ..tracking.mlflow_run import resolve_tracking_uri, ui_command
     from .space import load_search_space
-    from .warmstart import warm_start_study
 
     space = load_search_space(opts.space)
     base = _base_config(space, opts)
@@ -138,6 +135,21 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     storage_path = storage_path_of(base)
     base = apply_overrides(base, {"tracking.tracking_uri": tracking_uri, "train.storage_path": storage_path},
                            source="resolved search defaults")
+    experiment_path = os.path.join(storage_path, name)
+    if opts.resume and not os.path.isdir(experiment_path):
+        raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
+    preflight_run(base, storage_path=storage_path, tracking_uri=tracking_uri, optuna_url=optuna_url)
+
+    import optuna
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from .tracking import MlflowTrialLogger
+    from .warmstart import warm_start_study
+
+    if opts.resume and not ray.tune.Tuner.can_restore(experiment_path):
+        raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
 
     resources = init_ray(opts.address)
     # On a launcher cluster size concurrency from what the autoscaler can add, not what is up now.
@@ -175,7 +187,6 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     trainable = ray.tune.with_resources(train_driver, {DRIVER_RESOURCE: DRIVER_SLIVER})
     callbacks = [MlflowTrialLogger(tracking_uri, base.tracking.experiment, parent.run_id, epochs,
                                    log_checkpoint=opts.log_checkpoints)]
-    experiment_path = os.path.join(storage_path, name)
     run_config = ray.tune.RunConfig(
         name=name, storage_path=storage_path, callbacks=callbacks,
         # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
@@ -184,8 +195,6 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         verbose=1,
     )
     if opts.resume:
-        if not ray.tune.Tuner.can_restore(experiment_path):
-            raise RuntimeError(f"nothing to resume at {experiment_path}")
         tuner = ray.tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
                                        param_space={BASE_KEY: to_dict(base)})
         # restore() reloads the callbacks pickled in the experiment state; ours reconnect to MLflow lazily.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from ..errors import TrackingError
 from .space import SearchSpace
 
 WARM_START_ATTR = "mscm.warm_start_from"
@@ -58,14 +59,14 @@ def warm_start_study(storage: optuna.storages.BaseStorage, source: str, target: 
     try:
         old = optuna.load_study(study_name=source, storage=storage)
     except KeyError as e:
-        raise RuntimeError(f"warm start: no study named {source!r} in the Optuna storage") from e
+        raise TrackingError(f"warm start: no study named {source!r} in the Optuna storage") from e
     old_dirs = [d.name.lower() for d in old.directions]
     new_dirs = [d.lower() for d in space.directions]
     if old_dirs != new_dirs:
-        raise RuntimeError(f"warm start: study {source!r} optimises {old_dirs}, this search {new_dirs}")
+        raise TrackingError(f"warm start: study {source!r} optimises {old_dirs}, this search {new_dirs}")
     completed = old.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not completed:
-        raise RuntimeError(f"warm start: study {source!r} has no completed trials")
+        raise TrackingError(f"warm start: study {source!r} has no completed trials")
 
     copies = []
     for t in completed:
@@ -77,10 +78,10 @@ def warm_start_study(storage: optuna.storages.BaseStorage, source: str, target: 
             user_attrs={WARM_START_ATTR: f"{source}#{t.number}"},
         ))
     if not copies:
-        raise RuntimeError(f"warm start: none of the {len(completed)} completed trials of study {source!r} "
+        raise TrackingError(f"warm start: none of the {len(completed)} completed trials of study {source!r} "
                            "is a sample of this search space (parameters, conditions or ranges differ)")
     study = optuna.create_study(study_name=target, storage=storage, directions=new_dirs, load_if_exists=True)
     if study.trials:
-        raise RuntimeError(f"warm start: study {target!r} already has trials; warm-start only a new search")
+        raise TrackingError(f"warm start: study {target!r} already has trials; warm-start only a new search")
     study.add_trials(copies)
     return WarmStart(source=source, copied=len(copies), skipped=len(completed) - len(copies))

@@ -1,0 +1,76 @@
+"""What an MLflow tracking URI points at, and where a local store keeps its artifacts.
+
+A local store (``sqlite:///…`` or a plain folder / ``file:`` URI) keeps its artifacts beside it,
+in ``<store folder>/artifacts``, whatever the working directory: MLflow's own default for a store
+without a server is ``./mlruns`` of the process that creates the experiment. A server
+(``http(s)://``) or a database server keeps them where it is configured to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import TrackingError
+
+SERVER_SCHEMES = ("http", "https")
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+MANAGED_SCHEMES = ("databricks", "databricks-uc", "uc")
+ARTIFACTS_DIR = "artifacts"
+
+
+@dataclass(frozen=True)
+class TrackingStore:
+    """A parsed tracking URI: ``kind`` is sqlite, folder, server, database or managed."""
+
+    uri: str
+    kind: str
+    path: Path | None = None  # the SQLite file or the store folder, for local stores
+
+    @property
+    def local(self) -> bool:
+        return self.path is not None
+
+    @property
+    def artifact_root(self) -> str | None:
+        """The artifact location for new experiments: beside a local store, else the store's own."""
+        if self.kind == "sqlite":
+            return (self.path.parent / ARTIFACTS_DIR).as_uri()
+        return None  # a folder store keeps them inside itself; servers decide for themselves
+
+
+def parse_tracking_uri(uri: str) -> TrackingStore:
+    """Classify ``uri``; a malformed or unsupported one raises :class:`TrackingError` naming it."""
+    scheme = urlparse(uri).scheme.lower()
+    base = scheme.split("+", 1)[0]  # postgresql+psycopg2
+    if scheme == "sqlite":
+        if not uri.startswith("sqlite:///") or len(uri) == len("sqlite:///"):
+            raise TrackingError(f"tracking URI {uri!r}: a SQLite URI names a file: sqlite:////absolute/path/mlflow.db")
+        return TrackingStore(uri, "sqlite", Path(uri[len("sqlite:///"):]).expanduser().absolute())
+    if scheme == "file":
+        return TrackingStore(uri, "folder", Path(urlparse(uri).path).expanduser().absolute())
+    if scheme == "":
+        return TrackingStore(uri, "folder", Path(uri).expanduser().absolute())
+    if scheme in SERVER_SCHEMES:
+        if not urlparse(uri).netloc:
+            raise TrackingError(f"tracking URI {uri!r}: no host (expected {scheme}://HOST:PORT)")
+        return TrackingStore(uri, "server")
+    if base in DATABASE_SCHEMES:
+        return TrackingStore(uri, "database")
+    if scheme in MANAGED_SCHEMES:
+        return TrackingStore(uri, "managed")
+    raise TrackingError(
+        f"tracking URI {uri!r}: unsupported scheme {scheme!r} (use sqlite:///PATH, a folder, http(s)://HOST:PORT "
+        f"or a database URL)")
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Where new experiments of the store at ``uri`` put their artifacts (None: the store decides)."""
+    try:
+        return parse_tracking_uri(uri).artifact_root
+    except TrackingError:
+        return None
+
+
+__all__ = ["TrackingStore", "parse_tracking_uri", "artifact_root_for", "ARTIFACTS_DIR"]
