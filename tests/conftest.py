@@ -1,10 +1,47 @@
-"""Shared fixtures: an isolated project folder for the whole session, and real local Ray clusters."""
+"""Shared fixtures: an isolated project folder for the whole session, a guard that the checkout's
+own run folders stay as they were, and real local Ray clusters."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+GUARDED = ("mlruns", "ray_results", "data")  # the embedded defaults' stores in the checkout
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``folder`` with its size and mtime (folders count too: an empty one is a write)."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            out[str(path.relative_to(REPO))] = (st.st_size if name in filenames else 0, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_untouched():
+    """Fail the suite if any test wrote into the checkout's mlruns/, ray_results/ or data/."""
+    before = {name: _snapshot(REPO / name) for name in GUARDED}
+    existed = {name: (REPO / name).exists() for name in GUARDED}
+    yield
+    changed = []
+    for name in GUARDED:
+        after = _snapshot(REPO / name)
+        if (REPO / name).exists() != existed[name]:
+            changed.append(f"{name}/ was {'removed' if existed[name] else 'created'}")
+        diff = sorted(set(after.items()) ^ set(before[name].items()))
+        if diff:
+            changed.append(f"{name}/: {len(diff)} entries changed, e.g. {diff[0][0]}")
+    if changed:
+        pytest.fail("the tests wrote into the checkout: " + "; ".join(changed), pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -81,10 +81,17 @@ def find_mscm_error(exc: BaseException | None, _depth: int = 0) -> MscmError | N
     """
     if exc is None or _depth > 8:
         return None
+    # A RayTaskError is also an instance of the class it wraps, but its str() is the remote
+    # traceback: look inside Ray's wrappers before taking the object itself.
+    wrapped = [getattr(exc, "cause", None), getattr(exc, "_base_exc", None)]
+    for inner in wrapped:
+        if isinstance(inner, BaseException) and inner is not exc:
+            found = find_mscm_error(inner, _depth + 1)
+            if found is not None:
+                return found
     if isinstance(exc, MscmError):
         return exc
-    nested: list[Any] = [getattr(exc, "cause", None), getattr(exc, "_base_exc", None),
-                         getattr(exc, "controller_failure", None), exc.__cause__]
+    nested: list[Any] = [getattr(exc, "controller_failure", None), exc.__cause__]
     failures = getattr(exc, "worker_failures", None)
     if isinstance(failures, dict):
         nested += [failures[rank] for rank in sorted(failures)]

@@ -77,6 +77,9 @@ def check_tracking_uri(uri: str, *, must_exist: bool = False) -> TrackingStore:
         problem = folder_problem(store.path)
         if problem is None and must_exist and not store.path.is_dir():
             problem = f"no MLflow store at {store.path}"
+        if problem is None and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            # MLflow 3 refuses new writes to folder stores unless this opt-out is set.
+            problem = "a folder store is in maintenance mode in MLflow 3 (set MLFLOW_ALLOW_FILE_STORE=true to use it)"
     elif store.kind == "server":
         problem = _server_problem(uri)
     if problem:

@@ -213,11 +213,25 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         results = tuner.fit()
         _close_orphans(tracking_uri, parent, results, storage, name)
         outcome = _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode)
+        _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
         return outcome
     finally:
         parent.end(status)
         print(f"MLflow UI: {ui_command(tracking_uri)}")
+
+
+def _raise_if_every_trial_failed_on_input(results) -> None:
+    """A search whose every trial failed, one of them on an MscmError (bad input that the preflight
+    could not see, such as an image that does not decode), fails with that error."""
+    from ..errors import find_mscm_error
+
+    errors = [r.error for r in results]
+    if not errors or any(e is None for e in errors):
+        return
+    found = next((err for err in map(find_mscm_error, errors) if err is not None), None)
+    if found is not None:
+        raise found
 
 
 def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str) -> None:
