@@ -9,7 +9,6 @@ An image that passes both and still fails to decode is caught by the image cache
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from PIL import Image, UnidentifiedImageError
@@ -37,17 +36,15 @@ def image_problem(path: str) -> str | None:
     return None
 
 
-def scan_images(paths: Sequence[str], *, progress: bool = True, threads: int = 8) -> list[tuple[str, str]]:
+def scan_images(paths: Sequence[str], *, progress: bool = True) -> list[tuple[str, str]]:
     """``(path, problem)`` of every unreadable image in ``paths``, in input order.
 
-    Threads overlap the file reads; the progress bar appears only when the scan takes over 2 s.
+    One thread: the check is CPU-bound in PIL's header parsing, and threads fighting over the GIL
+    made it 2-3x slower here (bench/preflight.py). The progress bar appears only past 2 s.
     """
-    with ThreadPoolExecutor(threads) as pool, tqdm(
-        total=len(paths), desc="checking images", unit="img", delay=2.0, disable=not progress, leave=False,
-    ) as bar:
-        bad = []
-        for path, problem in zip(paths, pool.map(image_problem, paths)):
-            if problem is not None:
-                bad.append((path, problem))
-            bar.update(1)
+    bad = []
+    for path in tqdm(paths, desc="checking images", unit="img", delay=2.0, disable=not progress, leave=False):
+        problem = image_problem(path)
+        if problem is not None:
+            bad.append((path, problem))
     return bad
