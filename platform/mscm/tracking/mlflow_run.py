@@ -33,18 +33,6 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
 
 
-def ui_command(tracking_uri: str) -> str:
-    """The command that opens the MLflow UI on this store (bound to localhost, light on memory)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    root = artifact_root_for(tracking_uri)
-    extra = f" --default-artifact-root {root}" if root else ""
-    return (
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --workers 1 --host 127.0.0.1 --port 5000 "
-        f"--backend-store-uri {tracking_uri}{extra}"
-    )
-
-
 def config_params(cfg: RunConfig) -> dict[str, str]:
     return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(to_dict(cfg)).items()}
 

@@ -88,7 +88,8 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     the best checkpoint, its CMC plot and evaluation JSON, and the model (mlflow.pytorch)."""
     from ..preflight import preflight_run
     from ..raycluster import init_ray
-    from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri, ui_command
+    from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri
+    from ..tracking.ui import ui_command
     preflight_run(cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
     from .callbacks import MlflowEpochCallback
     from .failures import fit

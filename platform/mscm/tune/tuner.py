@@ -121,7 +121,8 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
 
 def run_search(opts: SearchOptions) -> SearchOutcome:
     from ..preflight import preflight_run
-    from ..tracking.mlflow_run import resolve_tracking_uri, ui_command
+    from ..tracking.mlflow_run import resolve_tracking_uri
+    from ..tracking.ui import ui_command
     from .space import load_search_space
 
     space = load_search_space(opts.space)
@@ -156,8 +157,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     capacity = autoscaling_capacity() or resources
     concurrent = concurrency_for(base, capacity, opts.max_concurrent or budget.max_concurrent_trials)
     print(f"search {name}: space {space.source}, {trials} trials x {epochs} epochs, {concurrent} at a time")
-    print(f"MLflow UI: {ui_command(tracking_uri)}")
-    print(f"Optuna dashboard: optuna-dashboard {optuna_url}")
+    print(f"MLflow UI and Optuna dashboard: {ui_command(tracking_uri, optuna_url)}")
 
     storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
     extra = {"search.space": space.source, "search.study": name, "search.trials": trials,
@@ -218,7 +218,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         return outcome
     finally:
         parent.end(status)
-        print(f"MLflow UI: {ui_command(tracking_uri)}")
+        print(f"MLflow UI and Optuna dashboard: {ui_command(tracking_uri, optuna_url)}")
 
 
 def _raise_if_every_trial_failed_on_input(results) -> None:
