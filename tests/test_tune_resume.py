@@ -49,7 +49,7 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
     import optuna
     from mlflow import MlflowClient
 
-    from mscm.tune.tracking import STATUS_TAG
+    from mscm.tracking.contract import STATUS_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"

@@ -86,7 +86,7 @@ def _trial_runs(outcome):
 
 
 def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
-    from mscm.tune.tracking import STATUS_TAG, TRIAL_TAG
+    from mscm.tracking.contract import SAMPLED_TAG, STATUS_TAG, TRIAL_TAG
 
     client, parent, runs = _trial_runs(search)
     assert search.num_trials == TRIALS
@@ -102,12 +102,41 @@ def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
         if r.data.tags.get(STATUS_TAG) == "failed":
             continue
         assert r.info.status == "FINISHED"
-        assert "sampled.loss.qct_margin" in r.data.params or "loss.qct_margin" in r.data.params
+        assert "loss.qct_margin" in r.data.params  # sampled values under their plain dotted keys
+        assert set(r.data.tags[SAMPLED_TAG].split(",")) == {"loss.qct_margin", "optim.lr", "model.mimb_scales",
+                                                            "loss.ce_weight"}
+        assert not any(k.startswith("sampled.") for k in r.data.params)
         epochs = int(r.data.tags["epochs_run"])
         assert len(client.get_metric_history(r.info.run_id, "mAP")) == epochs
         assert r.data.tags.get("model_uri", "").startswith("models:/")
         names = {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")}
         assert "evaluation/cmc.png" in names
+
+
+def test_trial_runs_are_named_by_search_order_and_sampled_values(search):
+    import re
+
+    from mscm.tracking.contract import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    client, parent, runs = _trial_runs(search)
+    names = sorted(r.info.run_name for r in runs)
+    assert [n.split()[0] for n in names] == [f"t{i:02d}" for i in range(TRIALS)], names
+    for name in names:
+        assert re.fullmatch(r"t\d\d( [a-z_]+=\S+){4}", name), name
+        assert {part.split("=")[0] for part in name.split()[1:]} == {"margin", "lr", "mimb", "ce_weight"}, name
+    assert parent.info.run_name == "test-search"
+    exp = client.get_experiment(parent.info.experiment_id)
+    assert exp.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND  # the UI opens on training runs
+
+
+def test_tune_holds_only_the_sampled_parameters(search):
+    import pandas as pd
+
+    client, parent, runs = _trial_runs(search)
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "search/trials.csv"))
+    config_columns = {c for c in table.columns if c.startswith("config/")}
+    assert config_columns == {"config/loss.qct_margin", "config/optim.lr", "config/model.mimb_scales",
+                              "config/loss.ce_weight"}, config_columns
 
 
 def test_parent_run_summarises_the_search(search):

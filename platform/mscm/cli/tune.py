@@ -37,6 +37,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted search --name")
     p.add_argument("--warm-start", metavar="STUDY", help="seed the sampler with an earlier study's completed trials")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--verbose", action="store_true", help="Ray Tune's status tables instead of one line per report")
     p.add_argument("--no-checkpoint-artifacts", action="store_true",
                    help="do not upload each trial's best checkpoint folder to MLflow (the model is still logged)")
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         workers_per_trial=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget, resume=args.resume,
         warm_start=args.warm_start, address=args.address, log_checkpoints=not args.no_checkpoint_artifacts,
+        verbose=args.verbose,
     ))
     print(f"search {outcome.name}: {outcome.num_trials} trials ({outcome.num_errored} failed)")
     if outcome.best_trial_id:

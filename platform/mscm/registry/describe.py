@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..eval import METRIC_KEYS, EvalResult, get_protocol
+from ..tracking.contract import SEARCH_TAG
 from ..tracking.model_logging import INPUT_DOC, OUTPUT_DOC
 
 if TYPE_CHECKING:
     from .select import TrialChoice
 
 # Version tags (the registry's contract: promotion reads them back from the champion).
-TAG_SEARCH = "mscm.search"
+TAG_SEARCH = SEARCH_TAG  # the search a version came from, as on its runs
 TAG_TRIAL = "mscm.trial_id"
 TAG_SOURCE_RUN = "mscm.source_run_id"
 TAG_PROMOTION_RUN = "mscm.promotion_run_id"

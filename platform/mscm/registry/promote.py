@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import RegistryError
 from ..checkpoint import CheckpointError, load_model
+from ..errors import RegistryError
 from ..config import RunConfig
 from ..eval import EvalResult, format_table
 from .describe import (
@@ -31,7 +31,8 @@ from .describe import (
     version_description, version_tags,
 )
 from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
-from .select import KIND_TAG, SEARCH_TAG, TrialChoice, checkpoint_dir, checkpoint_files, find_search, select_trial
+from ..tracking.contract import KIND_PROMOTION, KIND_TAG, SEARCH_TAG
+from .select import TrialChoice, checkpoint_dir, checkpoint_files, find_search, select_trial
 from .source import (
     ModelSourceError,
     check_sha,
@@ -223,7 +224,7 @@ def _register(client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunC
     experiment = client.get_experiment(search.experiment_id).name
     run = RunLogger(client.tracking_uri, experiment, run_name=f"promote-{choice.trial_id}",
                     parent_run_id=search.run_id,
-                    tags={KIND_TAG: "promotion", SEARCH_TAG: search.name, TAG_TRIAL: choice.trial_id,
+                    tags={KIND_TAG: KIND_PROMOTION, SEARCH_TAG: search.name, TAG_TRIAL: choice.trial_id,
                           TAG_SOURCE_RUN: choice.run_id, TAG_CHECKPOINT_SHA: sha})
     status = "FAILED"
     try:

@@ -14,15 +14,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import RegistryError
 from ..checkpoint import METRICS_FILE, MODEL_FILE
+from ..errors import RegistryError
+from ..tracking.contract import CHECKPOINT_TAG, SCORE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
 
-SEARCH_TAG = "mscm.search"  # same keys as mscm.tune.tuner / mscm.tune.tracking (not imported: no Ray here)
-KIND_TAG = "mscm.kind"
-TRIAL_TAG = "ray_trial_id"
-STATUS_TAG = "mscm.trial_status"
-CHECKPOINT_TAG = "best_checkpoint"
-SCORE_TAG = "best_score"
 CHECKPOINT_ARTIFACT = "best_checkpoint"
 
 
@@ -59,7 +54,7 @@ def find_search(client, name: str, experiment: str | None = None) -> SearchRef:
     else:
         exp_ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(
-        exp_ids, filter_string=f"tags.`{SEARCH_TAG}` = '{_quote(name)}' and tags.`{KIND_TAG}` = 'search'", max_results=10,
+        exp_ids, filter_string=search_filter(name), max_results=10,
     ) if exp_ids else []
     if not runs:
         raise SelectionError(f"no search named {name!r} in {client.tracking_uri} "
@@ -147,6 +142,3 @@ def checkpoint_files(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     return [p for p in (directory / MODEL_FILE, directory / METRICS_FILE) if p.is_file()]
 
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..paths import default_tracking_uri
+from .contract import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MODEL_URI_TAG
 from .uris import artifact_root_for
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
@@ -28,9 +29,12 @@ def resolve_tracking_uri(uri: str | None) -> str:
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # experiments made before the tag existed
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     # A local store keeps its artifacts beside it, not in ./mlruns of whatever the CWD is.
-    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
+    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri),
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def config_params(cfg: RunConfig) -> dict[str, str]:
@@ -111,7 +115,7 @@ class RunLogger:
         from .model_logging import log_embedding_model
 
         model_uri = log_embedding_model(self.tracking_uri, self.run_id, checkpoint_dir)
-        self.client.set_tag(self.run_id, "model_uri", model_uri)
+        self.client.set_tag(self.run_id, MODEL_URI_TAG, model_uri)
         return model_uri
 
     def end(self, status: str = "FINISHED") -> None:

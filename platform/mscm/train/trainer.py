@@ -89,6 +89,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     from ..preflight import preflight_run
     from ..raycluster import init_ray
     from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri
+    from ..tracking.contract import CHECKPOINT_TAG, DATASET_TAG, KIND_TAG, KIND_TRAIN
     from ..tracking.ui import ui_command
     preflight_run(cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
     from .callbacks import MlflowEpochCallback
@@ -97,7 +98,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     init_ray(ray_address)
     name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = RunLogger(cfg.tracking.tracking_uri, cfg.tracking.experiment, run_name=name,
-                       tags={"mscm.kind": "train", "mscm.dataset": cfg.data.dataset})
+                       tags={KIND_TAG: KIND_TRAIN, DATASET_TAG: cfg.data.dataset})
     print(f"MLflow run {logger.run_id} in {logger.tracking_uri}\n  UI: {ui_command(logger.tracking_uri)}")
     logger.log_config(cfg)
     monitor = _start_system_metrics(logger) if cfg.tracking.system_metrics else None
@@ -114,7 +115,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
                 if os.path.exists(os.path.join(best, fname)):
                     logger.log_artifact(os.path.join(best, fname), "evaluation")
             logger.log_model(best)
-            logger.set_tags({"best_checkpoint": best})
+            logger.set_tags({CHECKPOINT_TAG: best})
         last = result.checkpoint.path if result.checkpoint is not None else None
         if last and os.path.exists(os.path.join(last, EVAL_FILE)):
             # The last epoch ran the full protocol (all trials): that is the run's final evaluation.

@@ -14,23 +14,34 @@ from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
+from ..tracking.contract import (
+    CHECKPOINT_TAG,
+    SAMPLED_TAG,
+    SCORE_TAG,
+    STATUS_TAG,
+    TRIAL_TAG,
+    trial_run_name,
+)
 from ..train.report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
-from .trainable import trial_overrides, trial_run_config
+from .trainable import trial_run_config
 
-TRIAL_TAG = "ray_trial_id"
-STATUS_TAG = "mscm.trial_status"  # completed | stopped_early | failed
 
 
 class MlflowTrialLogger(LoggerCallback):
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, max_epochs: int, *,
-                 log_checkpoint: bool = True):
-        self.tracking_uri, self.experiment = tracking_uri, experiment
+                 base: dict[str, Any], log_checkpoint: bool = True):
+        self.tracking_uri, self.experiment, self.base = tracking_uri, experiment, base
         self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
         self.log_checkpoint = log_checkpoint
         self._runs: dict[str, Any] = {}  # trial_id -> RunLogger
         self._best: dict[str, tuple[float, str | None]] = {}  # trial_id -> (score, checkpoint_path)
         self._last_epoch: dict[str, int] = {}
         self._failure: dict[str, str] = {}
+        self._index: dict[str, int] = {}  # trial_id -> place in the search's order (run names)
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        self._index[trial.trial_id] = trials.index(trial)
+        super().on_trial_start(iteration, trials, trial, **info)
 
     def _logger(self, trial):
         from ..tracking.mlflow_run import RunLogger
@@ -38,14 +49,14 @@ class MlflowTrialLogger(LoggerCallback):
         if trial.trial_id in self._runs:
             return self._runs[trial.trial_id]
         existing = _find_trial_run(self.tracking_uri, self.experiment, self.parent_run_id, trial.trial_id)
+        name = trial_run_name(self._index.get(trial.trial_id, len(self._index)), trial.config)
         logger = RunLogger(
-            self.tracking_uri, self.experiment, run_name=str(trial), run_id=existing,
-            parent_run_id=self.parent_run_id, tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial)},
+            self.tracking_uri, self.experiment, run_name=name, run_id=existing, parent_run_id=self.parent_run_id,
+            tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial), SAMPLED_TAG: ",".join(trial.config)},
         )
         self._runs[trial.trial_id] = logger
-        if existing is None:
-            cfg = trial_run_config(trial.config)
-            logger.log_config(cfg, extra_params={f"sampled.{k}": v for k, v in trial_overrides(trial.config).items()})
+        if existing is None:  # the sampled values are params under their plain dotted keys, with the rest
+            logger.log_config(trial_run_config(self.base, trial.config))
         return logger
 
     def log_trial_start(self, trial) -> None:
@@ -78,8 +89,8 @@ class MlflowTrialLogger(LoggerCallback):
                 tags["failure"] = f.read()[-5000:]
         score, path = self._best.get(trial.trial_id, (-math.inf, None))
         if path and os.path.isdir(path) and not failed:
-            tags["best_checkpoint"] = path
-            tags["best_score"] = score
+            tags[CHECKPOINT_TAG] = path
+            tags[SCORE_TAG] = score
             for name in (EVAL_FILE, CMC_FILE):
                 if os.path.exists(os.path.join(path, name)):
                     logger.log_artifact(os.path.join(path, name), "evaluation")

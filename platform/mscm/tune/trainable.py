@@ -1,9 +1,11 @@
 """The Tune trial: a function trainable that builds and fits one TorchTrainer (stack.md 2.2).
 
-The trial config holds the base run config (``BASE_KEY``) and the sampled dotted overrides
-(``"loss.qct_margin": 0.42``). The Train run is named after the trial id only, so a restarted trial
-resumes its Train run from the latest checkpoint. Metrics reach Tune through ``TuneReportCallback``
-(rank 0's reports; it adds ``checkpoint_path``).
+Tune's trial config holds only the sampled dotted overrides (``"loss.qct_margin": 0.42``); the base
+run config reaches the trainable through ``tune.with_parameters`` (the object store), so Tune's
+tables, ``trials.csv`` and the Optuna study carry the sampled parameters alone. The Train run is
+named after the trial id only, so a restarted trial resumes its Train run from the latest
+checkpoint. Metrics reach Tune through ``TuneReportCallback`` (rank 0's reports; it adds
+``checkpoint_path``).
 """
 
 from __future__ import annotations
@@ -12,17 +14,12 @@ from typing import Any
 
 from ..config import RunConfig, apply_overrides, from_dict
 
-BASE_KEY = "mscm_base"
 
+def trial_run_config(base: dict[str, Any], sampled: dict[str, Any]) -> RunConfig:
+    """The run config of a trial: the base config (a plain dict) with the sampled values applied."""
+    cfg = from_dict(RunConfig, base, source="search base config")
+    return apply_overrides(cfg, sampled, source="sampled trial parameters")
 
-def trial_overrides(config: dict[str, Any]) -> dict[str, Any]:
-    """The sampled dotted-key values of a trial config (everything but the base config)."""
-    return {k: v for k, v in config.items() if k != BASE_KEY}
-
-
-def trial_run_config(config: dict[str, Any]) -> RunConfig:
-    base = from_dict(RunConfig, config[BASE_KEY], source="trial config")
-    return apply_overrides(base, trial_overrides(config), source="sampled trial parameters")
 
 def _report_callback():
     """TuneReportCallback that keeps a run's failure report (non-finite loss) away from Tune: it has no
@@ -41,13 +38,13 @@ def _report_callback():
     return TrialReportCallback()
 
 
-def train_driver(config: dict[str, Any]) -> None:
+def train_driver(config: dict[str, Any], base: dict[str, Any]) -> None:
     import ray.tune
 
     from ..train.failures import fit
     from ..train.trainer import build_trainer, raise_if_failed
 
-    cfg = trial_run_config(config)
+    cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()])
     result = fit(trainer)

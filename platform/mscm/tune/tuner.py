@@ -20,13 +20,24 @@ from typing import Any, get_args
 from ..config import RunConfig, apply_overrides, to_dict
 from ..config.schema import Metric
 from ..errors import UsageError
+from ..tracking.contract import (
+    CHECKPOINT_TAG,
+    KIND_SEARCH,
+    KIND_TAG,
+    MODEL_URI_TAG,
+    SAMPLED_TAG,
+    SCORE_TAG,
+    SEARCH_TAG,
+    STATUS_TAG,
+    TRIAL_TAG,
+    search_filter,
+)
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
 from ..train.report_keys import SCORE_KEY
 from ..train.trainer import storage_path_of
-from .trainable import BASE_KEY, train_driver
+from .trainable import train_driver
 
-SEARCH_TAG = "mscm.search"
 
 
 @dataclass
@@ -47,6 +58,7 @@ class SearchOptions:
     warm_start: str | None = None  # name of an earlier study in the same Optuna storage
     address: str | None = None
     log_checkpoints: bool = True
+    verbose: bool = False  # Ray Tune's own status tables instead of one line per report
 
 
 @dataclass
@@ -107,8 +119,7 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     exp_id = get_or_create_experiment(client, experiment, tracking_uri)
-    found = client.search_runs([exp_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}' and tags.`mscm.kind` = 'search'",
-                               max_results=1)
+    found = client.search_runs([exp_id], filter_string=search_filter(name), max_results=1)
     if found and not resume:
         raise UsageError(f"a search named {name!r} already exists in {tracking_uri}",
                          hint="--resume continues it; --name NEW starts another")
@@ -116,7 +127,7 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
     if run_id:
         client.update_run(run_id, status="RUNNING")
     return RunLogger(tracking_uri, experiment, run_name=name, run_id=run_id,
-                     tags={SEARCH_TAG: name, "mscm.kind": "search"})
+                     tags={SEARCH_TAG: name, KIND_TAG: KIND_SEARCH})
 
 
 def run_search(opts: SearchOptions) -> SearchOutcome:
@@ -146,6 +157,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from .console import ProgressLines
     from .tracking import MlflowTrialLogger
     from .warmstart import warm_start_study
 
@@ -184,24 +196,26 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         )
     else:
         scheduler = FIFOScheduler()
-    trainable = ray.tune.with_resources(train_driver, {DRIVER_RESOURCE: DRIVER_SLIVER})
+    base_dict = to_dict(base)  # out of param_space: Tune's tables and the study hold sampled values only
+    trainable = ray.tune.with_resources(ray.tune.with_parameters(train_driver, base=base_dict),
+                                        {DRIVER_RESOURCE: DRIVER_SLIVER})
     callbacks = [MlflowTrialLogger(tracking_uri, base.tracking.experiment, parent.run_id, epochs,
-                                   log_checkpoint=opts.log_checkpoints)]
+                                   base=base_dict, log_checkpoint=opts.log_checkpoints)]
+    if not opts.verbose:
+        callbacks.append(ProgressLines(epochs))
     run_config = ray.tune.RunConfig(
         name=name, storage_path=storage_path, callbacks=callbacks,
         # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
         # already retried inside the trial by Ray Train from its latest checkpoint.
         failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
-        verbose=1,
+        verbose=1 if opts.verbose else 0,
     )
     if opts.resume:
-        tuner = ray.tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False,
-                                       param_space={BASE_KEY: to_dict(base)})
+        tuner = ray.tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
         # restore() reloads the callbacks pickled in the experiment state; ours reconnect to MLflow lazily.
     else:
         tuner = ray.tune.Tuner(
             trainable,
-            param_space={BASE_KEY: to_dict(base)},
             tune_config=ray.tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, num_samples=trials, max_concurrent_trials=concurrent,
                 time_budget_s=opts.time_budget_s or budget.time_budget_s,
@@ -240,8 +254,6 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
     runs as KILLED (status "interrupted") and their Optuna trials as FAIL, so neither stays RUNNING."""
     import optuna
     from mlflow import MlflowClient
-
-    from .tracking import STATUS_TAG, TRIAL_TAG
 
     known = {r.metrics.get("trial_id") for r in results if r.metrics}
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -305,7 +317,7 @@ def _summarise(results, space, name, parent, tracking_uri, optuna_url, experimen
         tags["pareto_trials"] = len(pareto)
     if summary.get("trial_id"):
         tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary.get("run_id", ""),
-                     "best_checkpoint": summary.get("checkpoint", "")})
+                     CHECKPOINT_TAG: summary.get("checkpoint", "")})
         parent.log_metrics({f"best_{k}": v for k, v in summary.get("metrics", {}).items()}, step=0)
     parent.set_tags(tags)
     return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
@@ -321,27 +333,25 @@ def _best_summary(tracking_uri: str, parent, name: str, best_trial_id: str | Non
     """The best trial by the score of its best checkpoint, read back from its MLflow run."""
     from mlflow import MlflowClient
 
-    from .tracking import STATUS_TAG, TRIAL_TAG
-
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
                               max_results=10000)
-    scored = [r for r in runs if "best_score" in r.data.tags and r.data.tags.get(STATUS_TAG) != "failed"]
+    scored = [r for r in runs if SCORE_TAG in r.data.tags and r.data.tags.get(STATUS_TAG) != "failed"]
     if not scored:
         return {"search": name, "trial_id": None}
-    top = max(scored, key=lambda r: float(r.data.tags["best_score"]))
+    top = max(scored, key=lambda r: float(r.data.tags[SCORE_TAG]))
     return {
         "search": name,
         "trial_id": top.data.tags.get(TRIAL_TAG),
         "run_id": top.info.run_id,
-        "checkpoint": top.data.tags.get("best_checkpoint"),
-        "model_uri": top.data.tags.get("model_uri"),
-        "score": float(top.data.tags["best_score"]),
+        "checkpoint": top.data.tags.get(CHECKPOINT_TAG),
+        "model_uri": top.data.tags.get(MODEL_URI_TAG),
+        "score": float(top.data.tags[SCORE_TAG]),
         "status": top.data.tags.get(STATUS_TAG),
         "metrics": {k[len("best/"):]: v for k, v in top.data.metrics.items() if k.startswith("best/")},
-        "params": {k[len("sampled."):]: v for k, v in top.data.params.items() if k.startswith("sampled.")},
+        "params": {k: top.data.params.get(k) for k in top.data.tags.get(SAMPLED_TAG, "").split(",") if k},
         "higher_is_better": True,
     }
 
 
-__all__ = ["SearchOptions", "SearchOutcome", "run_search", "concurrency_for", "SEARCH_TAG"]
+__all__ = ["SearchOptions", "SearchOutcome", "run_search", "concurrency_for"]

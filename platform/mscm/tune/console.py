@@ -1,0 +1,41 @@
+"""One compact console line per trial report (Tune's own tables come back with ``--verbose``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune import Callback
+
+
+def trial_label(trials: list, trial) -> str:
+    """``t03``: the trial's place in the search's order (Tune keeps its trials in creation order)."""
+    return f"t{trials.index(trial):02d}" if trial in trials else str(trial)
+
+
+def report_line(label: str, result: dict[str, Any], max_epochs: int) -> str:
+    parts = [f"{label} epoch {int(result.get('epoch', result.get('training_iteration', 0)))}/{max_epochs}"]
+    if "loss/total" in result:
+        parts.append(f"loss {result['loss/total']:.3f}")
+    if "mAP" in result:
+        parts.append(f"mAP {100 * result['mAP']:.1f}%")
+    if "perf/images_per_s" in result:
+        parts.append(f"{result['perf/images_per_s']:.0f} img/s")
+    return "  ".join(parts)
+
+
+class ProgressLines(Callback):
+    """Prints a line per report and one when a trial ends, from the Tune driver."""
+
+    def __init__(self, max_epochs: int, print_fn=print):
+        self.max_epochs, self.print_fn = max_epochs, print_fn
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        self.print_fn(report_line(trial_label(trials, trial), result, self.max_epochs))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        epochs = int((trial.last_result or {}).get("epoch", 0))
+        how = "completed" if epochs >= self.max_epochs else f"stopped early after {epochs} epoch{'s' * (epochs != 1)}"
+        self.print_fn(f"{trial_label(trials, trial)} {how}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self.print_fn(f"{trial_label(trials, trial)} failed (its MLflow run has the error)")
