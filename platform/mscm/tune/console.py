@@ -26,8 +26,12 @@ def report_line(label: str, result: dict[str, Any], max_epochs: int) -> str:
 class ProgressLines(Callback):
     """Prints a line per report and one when a trial ends, from the Tune driver."""
 
-    def __init__(self, max_epochs: int, print_fn=print):
-        self.max_epochs, self.print_fn = max_epochs, print_fn
+    def __init__(self, max_epochs: int):
+        self.max_epochs = max_epochs  # no function attributes: Tune pickles its callbacks with the experiment
+
+    @staticmethod
+    def print_fn(line: str) -> None:
+        print(line, flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.print_fn(report_line(trial_label(trials, trial), result, self.max_epochs))
