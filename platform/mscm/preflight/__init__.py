@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from ..tracking.uris import ARTIFACTS_DIR
 from .dataset import DatasetCheck, check_dataset, print_warnings
 from .stores import check_optuna_url, check_storage_path, check_tracking_uri, create_stores
 
@@ -45,8 +44,7 @@ def preflight_run(cfg: "RunConfig", *, storage_path: str, tracking_uri: str, opt
     optuna_file = check_optuna_url(optuna_url) if optuna_url else None
     check_pretrained(cfg)
     data = check_dataset(cfg.data, progress=progress)
-    artifacts = store.path.parent / ARTIFACTS_DIR if store.kind == "sqlite" else store.path
-    create_stores([folder, artifacts], [store.path if store.kind == "sqlite" else None, optuna_file])
+    create_stores([folder, store.artifact_dir], [store.path if store.kind == "sqlite" else None, optuna_file])
     print_warnings(data.warnings)
     return PreflightReport(data, time.perf_counter() - start, data.warnings)
 

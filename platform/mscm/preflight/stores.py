@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import StorageError, TrackingError
-from ..tracking.uris import ARTIFACTS_DIR, TrackingStore, parse_tracking_uri
+from ..tracking.uris import TrackingStore, parse_tracking_uri
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SERVER_TIMEOUT_S = 5.0
@@ -71,8 +71,8 @@ def check_tracking_uri(uri: str, *, must_exist: bool = False) -> TrackingStore:
         problem = _sqlite_file_problem(store.path)
         if problem is None and must_exist and not store.path.is_file():
             problem = f"no MLflow store at {store.path}"
-        if problem is None and store.artifact_root:
-            problem = folder_problem(store.path.parent / ARTIFACTS_DIR)
+        if problem is None:
+            problem = folder_problem(store.artifact_dir)
     elif store.kind == "folder":
         problem = folder_problem(store.path)
         if problem is None and must_exist and not store.path.is_dir():

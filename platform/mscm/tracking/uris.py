@@ -33,11 +33,15 @@ class TrackingStore:
         return self.path is not None
 
     @property
+    def artifact_dir(self) -> Path | None:
+        """The folder a local store's artifacts go to: ``artifacts/`` beside a SQLite file, a folder
+        store itself; None for servers, which decide for themselves."""
+        return self.path.parent / ARTIFACTS_DIR if self.kind == "sqlite" else self.path
+
+    @property
     def artifact_root(self) -> str | None:
-        """The artifact location for new experiments: beside a local store, else the store's own."""
-        if self.kind == "sqlite":
-            return (self.path.parent / ARTIFACTS_DIR).as_uri()
-        return None  # a folder store keeps them inside itself; servers decide for themselves
+        """The artifact location for new experiments: beside a SQLite store, else the store's own."""
+        return self.artifact_dir.as_uri() if self.kind == "sqlite" else None
 
 
 def parse_tracking_uri(uri: str) -> TrackingStore:
