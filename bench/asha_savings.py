@@ -96,7 +96,7 @@ def main() -> int:
             outcome = run_search(SearchOptions(
                 space=str(space_file(args, scheduler, root)), name=f"asha-bench-{scheduler}",
                 tracking_uri=f"sqlite:///{root / 'mlflow.db'}", storage_path=str(root / "ray_results"),
-                optuna_url=f"sqlite:///{root / 'optuna.db'}", log_checkpoints=False,
+                optuna_url=f"sqlite:///{root / 'optuna.db'}", log_models=False,
             ))
             figures[scheduler] = measure(outcome, time.perf_counter() - start)
 

@@ -2,22 +2,21 @@
 
 :func:`build_search_store` writes what ``mscm tune`` leaves behind for promotion to read (see
 mscm.tune.tuner / mscm.tune.tracking): a parent run tagged ``mscm.search=<name>``, ``mscm.kind=search``;
-one nested run per trial with ``ray_trial_id``, ``mscm.trial_status``, ``best_checkpoint`` (a real
-checkpoint folder), ``best_score``, metrics ``best/<k>`` from that checkpoint's metrics.json, the
-``best_checkpoint/`` artifact; and a failed trial. The checkpoints are tiny resnet18 MSCMNets on a
+one nested run per trial with ``ray_trial_id``, ``mscm.trial_status``, and its end record as the search
+writes it (``RunLogger.log_best_checkpoint``: the ``best/<k>`` summary from the checkpoint's
+metrics.json, the ``best_checkpoint`` path tag and the logged inference model); and a failed trial. The checkpoints are tiny resnet18 MSCMNets on a
 synthetic SYSU-layout dataset: one after a few SGD steps of the real loss, one untrained.
 
 An end-to-end test that runs a real tiny search can replace this function (the ``store`` fixture of
 tests/test_registry_promote.py) by anything that returns a :class:`SearchStore` for that search, if
 the search: uses the SYSU layout (registered model mscm-sysu, protocols sysu-all + sysu-indoor) at
 HEIGHT x WIDTH with a resnet18 (the smoke recipe at 64x32, model.alb_heads=4); leaves at least two
-completed trials with best checkpoints whose full-protocol mAP differ; uploads the best_checkpoint/
-artifacts (the default); and ``notes[trial_id]["mAP"]`` holds each trial's ``best/mAP``.
+completed trials with best checkpoints whose full-protocol mAP differ; logs the trials' models (the
+default); and ``notes[trial_id]["mAP"]`` holds each trial's ``best/mAP``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,20 +116,18 @@ def build_search_store(root: Path, *, search: str = "tiny-search", identities: i
                         tags={"ray_trial_id": trial_id, "trial_name": trial_id})
         run.log_config(cfg)
         # The last report is worse than the best checkpoint: selection must not look at it.
-        run.log_metrics(metrics, step=1)
-        run.log_metrics({k: v * 0.5 for k, v in metrics.items()}, step=2)
-        with open(ckpt / "metrics.json") as f:
-            run.log_metrics({f"best/{k}": v for k, v in json.load(f).items() if isinstance(v, (int, float))}, step=2)
-        run.log_artifacts(ckpt, "best_checkpoint")
-        run.set_tags({"mscm.trial_status": "completed", "epochs_run": 2, "best_checkpoint": str(ckpt),
-                      "best_score": metrics["selection_score"]})
+        run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=1)
+        run.log_metrics({f"eval/{k}": v * 0.5 for k, v in metrics.items()}, step=2)
+        tags = run.log_best_checkpoint(str(ckpt), step=2)
+        assert "model_logging_error" not in tags, tags
+        run.set_tags({**tags, "mscm.trial_status": "completed", "epochs_run": 2})
         run.end("FINISHED")
         store.trial_runs[trial_id], store.checkpoints[trial_id] = run.run_id, ckpt
         store.notes[trial_id] = metrics
     failed = RunLogger(tracking_uri, experiment, run_name="train_driver_trial_c", parent_run_id=parent.run_id,
                        tags={"ray_trial_id": "trial_c"})
     failed.log_metrics({"best/mAP": 1.0}, step=1)  # a failed trial never wins, whatever it logged
-    failed.set_tags({"mscm.trial_status": "failed", "failure": "non-finite loss", "best_score": 1.0})
+    failed.set_tags({"mscm.trial_status": "failed", "failure": "non-finite loss"})
     failed.end("FAILED")
     store.failed_trial = "trial_c"
     parent.end("FINISHED")

@@ -107,7 +107,7 @@ def test_first_promotion_registers_the_champion_with_a_readable_record(champion,
     from mlflow import MlflowClient
 
     from mscm.data import read_dataset
-    from mscm.registry.provenance import data_fingerprint
+    from mscm.data.fingerprint import data_fingerprint
 
     decoy = MlflowClient(tracking_uri=decoy_global_store, registry_uri=decoy_global_store)
     assert decoy.search_registered_models() == [], "promotion wrote to the process-global registry"
@@ -328,16 +328,38 @@ def test_retrieval_ranks_near_duplicates_first(champion_embedder, store, ranked,
     assert "dup-0.png" in capsys.readouterr().out
 
 
-def test_a_checkpoint_path_this_machine_cannot_see_is_read_from_the_runs_artifact(store, client, tmp_path):
+def test_the_candidate_is_rebuilt_from_its_logged_model_with_the_same_weights(store, client, tmp_path):
     import dataclasses
 
-    from mscm.registry.select import SelectionError, checkpoint_dir, find_search, select_trial
+    from mscm.checkpoint import load_model_payload
+    from mscm.registry.select import checkpoint_dir
+    from mscm.tracking.trials import SelectionError, find_search, select_trial
 
     choice = select_trial(client, find_search(client, store.search), "mAP")
+    # The Ray checkpoint may be on another node: promotion never reads it, only the logged model.
     moved = dataclasses.replace(choice, checkpoint_path=str(tmp_path / "on-another-node"))
     local = checkpoint_dir(client, moved, tmp_path / "scratch")
-    assert local != Path(choice.checkpoint_path)
-    assert checkpoint_sha256(local) == checkpoint_sha256(choice.checkpoint_path)
-    orphan = dataclasses.replace(moved, run_id=store.parent_run_id)  # a run without the artifact
-    with pytest.raises(SelectionError, match="is not on this machine"):
-        checkpoint_dir(client, orphan, tmp_path / "scratch2")
+    assert checkpoint_sha256(local) == checkpoint_sha256(store.checkpoints[choice.trial_id])
+    rebuilt, original = load_model_payload(local), load_model_payload(store.checkpoints[choice.trial_id])
+    assert rebuilt["config"] == original["config"] and rebuilt["num_classes"] == original["num_classes"]
+    assert rebuilt["epoch"] == original["epoch"]
+    with pytest.raises(SelectionError, match="has no logged model"):
+        checkpoint_dir(client, dataclasses.replace(moved, model_uri=None), tmp_path / "scratch2")
+    with pytest.raises(SelectionError, match="cannot be read"):
+        checkpoint_dir(client, dataclasses.replace(moved, model_uri="models:/m-0000"), tmp_path / "scratch3")
+
+
+def test_a_trial_stores_its_weights_once(store, client):
+    """The trial's MLflow artifacts: the logged model (weights once) plus small evaluation files."""
+    from mscm.checkpoint import load_model_payload
+
+    run_id = store.trial_runs[next(iter(store.trial_runs))]
+    run = client.get_run(run_id)
+    root = Path(urlparse(run.info.artifact_uri).path)
+    model = client.get_logged_model(run.data.tags["model_uri"].split("/", 1)[1])
+    model_root = Path(urlparse(model.artifact_location).path)
+    files = [p for p in (*root.rglob("*"), *model_root.rglob("*")) if p.is_file()]
+    state = load_model_payload(next(iter(store.checkpoints.values())))["state_dict"]
+    weights = sum(t.numel() * t.element_size() for t in state.values())
+    assert not any(p.name in ("model.pt", "train_state.pt") for p in files), files
+    assert sum(p.stat().st_size for p in files) <= 1.3 * weights

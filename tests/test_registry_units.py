@@ -18,8 +18,8 @@ from mscm.registry.describe import (
     MAX_DESCRIPTION, VersionRecord, config_differences, metric_table, version_description, version_tags,
 )
 from mscm.registry.promote import decide
-from mscm.registry.select import SearchRef, SelectionError, TrialChoice, find_search, select_trial
-from mscm.registry.settings import PromotionSettings, promotion_settings
+from mscm.tracking.trials import SearchRef, SelectionError, TrialChoice, find_search, select_trial
+from mscm.registry.settings import promotion_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def fake_search(tmp_path_factory):
-    """A search record without checkpoints on disk: selection only reads tags and metrics."""
+    """A search record without models: selection only reads tags and metrics."""
     from mlflow import MlflowClient
 
     from mscm.tracking.mlflow_run import RunLogger
@@ -36,26 +36,27 @@ def fake_search(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('select') / 'mlflow.db'}"
     parent = RunLogger(uri, "select-tests", run_name="s1", tags={"mscm.search": "s1", "mscm.kind": "search"})
     trials = {
-        # trial: (best/mAP of its best checkpoint, mAP of its last report, status, has checkpoint)
+        # trial: (best/mAP of its best checkpoint, eval/mAP of its last report, status, has a summary)
         "a": (0.50, 0.10, "stopped_early", True),   # best checkpoint wins although its last report is poor
         "b": (0.40, 0.45, "completed", True),       # best last report, worse best checkpoint
         "c": (0.90, 0.90, "failed", True),          # failed trials never win
-        "d": (0.95, 0.95, "completed", False),      # no best checkpoint left: nothing to promote
+        "d": (0.95, 0.95, "completed", False),      # no best/ summary (never evaluated): nothing to rank
     }
-    for tid, (best, last, status, has_ckpt) in trials.items():
-        run = RunLogger(uri, "select-tests", run_name=tid, parent_run_id=parent.run_id, tags={"ray_trial_id": tid})
-        run.log_metrics({"mAP": best}, step=1)
-        run.log_metrics({"mAP": last}, step=2)
-        run.log_metrics({"best/mAP": best, "best/rank1": 1 - best}, step=2)
-        tags = {"mscm.trial_status": status, "best_score": best}
-        if has_ckpt:
-            tags["best_checkpoint"] = f"/nowhere/{tid}"
+    for tid, (best, last, status, summary) in trials.items():
+        run = RunLogger(uri, "select-tests", run_name=f"t-{tid}", parent_run_id=parent.run_id,
+                        tags={"ray_trial_id": tid})
+        run.log_metrics({"eval/mAP": best}, step=1)
+        run.log_metrics({"eval/mAP": last}, step=2)
+        tags = {"mscm.trial_status": status}
+        if summary:
+            run.log_metrics({"best/mAP": best, "best/rank1": 1 - best}, step=2)
+            tags.update({"best_checkpoint": f"/nowhere/{tid}", "model_uri": f"models:/m-{tid}"})
         run.set_tags(tags)
     # a second search in the store must not leak into the first one
     other = RunLogger(uri, "select-tests", run_name="s2", tags={"mscm.search": "s2", "mscm.kind": "search"})
     run = RunLogger(uri, "select-tests", run_name="z", parent_run_id=other.run_id, tags={"ray_trial_id": "z"})
     run.log_metrics({"best/mAP": 0.99}, step=1)
-    run.set_tags({"mscm.trial_status": "completed", "best_checkpoint": "/nowhere/z", "best_score": 0.99})
+    run.set_tags({"mscm.trial_status": "completed", "best_checkpoint": "/nowhere/z"})
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -64,6 +65,7 @@ def test_selects_by_the_best_checkpoint_not_the_last_report(fake_search):
     choice = select_trial(fake_search, search, "mAP")
     assert choice.trial_id == "a" and choice.ranked_by == "best/mAP" and choice.score == pytest.approx(0.5)
     assert choice.checkpoint_path == "/nowhere/a" and choice.best_metrics["rank1"] == pytest.approx(0.5)
+    assert choice.model_uri == "models:/m-a" and choice.run_name == "t-a"
     # another metric ranks the other way
     assert select_trial(fake_search, search, "rank1").trial_id == "b"
 
@@ -73,7 +75,7 @@ def test_a_named_trial_and_the_reasons_for_refusing_one(fake_search):
     assert select_trial(fake_search, search, "mAP", trial_id="b").trial_id == "b"
     with pytest.raises(SelectionError, match=r"c \(failed\)"):
         select_trial(fake_search, search, "mAP", trial_id="c")
-    with pytest.raises(SelectionError, match=r"d \(no best checkpoint\)"):
+    with pytest.raises(SelectionError, match=r"d \(no best/mAP\)"):
         select_trial(fake_search, search, "mAP", trial_id="d")
     with pytest.raises(SelectionError, match="no trial 'nope'"):
         select_trial(fake_search, search, "mAP", trial_id="nope")
@@ -128,7 +130,7 @@ def test_description_holds_what_a_reviewer_needs_and_fits_mlflow():
     results = {"sysu-all": _result("sysu-all", [0.40, 0.42]), "sysu-indoor": _result("sysu-indoor", [0.5, 0.5])}
     champ = {"sysu-all": _result("sysu-all", [0.30]), "sysu-indoor": _result("sysu-indoor", [0.35])}
     choice = TrialChoice(SearchRef("smoke-1", "p" * 32, "1"), "r" * 32, "trial_7", "completed", 0.41, "best/mAP",
-                         "/ckpt")
+                         "/ckpt", "models:/m-7")
     rec = VersionRecord("mscm-sysu", choice, cfg, 6, "a" * 64, "runs:/x/checkpoint", "b" * 64, results, "3", champ,
                         "champion", "better than the champion by more than the margin", "f" * 16,
                         "sysu at /data/sysu: test 96/96 ids", "mscm 0.1.0 (abc)", "q" * 32)

@@ -61,7 +61,5 @@ def test_killed_worker_resumes_from_latest_checkpoint(local_ray, tmp_path):
     assert m["train/resumed_from_epoch"] >= 1  # the final worker group started from a checkpoint
 
     client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
-    epochs = [h.step for h in client.get_metric_history(outcome.run_id, "epoch")]
+    epochs = [h.step for h in client.get_metric_history(outcome.run_id, "loss/total")]
     assert sorted(epochs) == [1, 2, 3], f"epochs reported: {epochs} (lost or repeated)"
-    resumed = client.get_metric_history(outcome.run_id, "train/resumed_from_epoch")
-    assert max(h.value for h in resumed) >= 1

@@ -66,7 +66,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
     assert "config/run.yaml" in names("config")
     assert {"evaluation/eval.json", "evaluation/cmc.png"} <= names("evaluation")
     assert "evaluation/final/eval.json" in names("evaluation/final")
-    assert "best_checkpoint/model.pt" in names("best_checkpoint")
+    assert names("best_checkpoint") == set()  # the weights are in MLflow once: the logged model
     final = json.loads(open(client.download_artifacts(outcome.run_id, "evaluation/final/eval.json")).read())
     assert len(final["trials"]) == cfg.eval.trials  # the last epoch runs the full protocol
 
@@ -76,3 +76,30 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
     emb = model(images, modality)
     assert emb.shape[0] == 3 and emb.dtype == torch.float32
     assert np.allclose(emb.norm(dim=1).detach().numpy(), 1.0, atol=1e-4)
+
+
+def test_mlflow_run_follows_the_metric_schema_and_records_its_dataset(run):
+    from mlflow import MlflowClient
+
+    from mscm.checkpoint import read_metrics
+    from mscm.tracking.metrics import MAX_RUN_KEYS
+
+    cfg, outcome = run
+    client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
+    r = client.get_run(outcome.run_id)
+    keys = {k for k in r.data.metrics if not k.startswith("system/")}
+    assert len(keys) <= MAX_RUN_KEYS, sorted(keys)
+    stray = {k for k in keys if not k.startswith(("eval/", "loss/", "lr/", "perf/", "best/"))}
+    assert stray == {"params_m", "latency_ms"}, stray
+    assert not any(k.startswith("best/best") or "wall" in k for k in keys)
+    assert {"perf/images_per_s", "perf/epoch_time_s", "perf/eval_time_s", "eval/mAP", "eval/rank20"} <= keys
+    # eval/ once per evaluated epoch, at step = epoch; the summary once, from the best checkpoint.
+    assert sorted(h.step for h in client.get_metric_history(outcome.run_id, "eval/mAP")) == [1, 2]
+    assert len(client.get_metric_history(outcome.run_id, "best/mAP")) == 1
+    best = read_metrics(outcome.best_checkpoint)
+    assert r.data.metrics["best/mAP"] == pytest.approx(best["mAP"])
+    assert r.data.metrics["best/epoch"] == best["epoch"]
+    (dataset,) = r.inputs.dataset_inputs
+    assert dataset.dataset.name == "sysu-test" and len(dataset.dataset.digest) == 16
+    assert {t.key: t.value for t in dataset.tags}["mlflow.data.context"] == "training"
+    assert json.loads(dataset.dataset.source)["layout"] == "sysu"

@@ -11,6 +11,7 @@ whose config does not build a model with the same parameters, is refused with a 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -61,6 +62,25 @@ def save_checkpoint(
     clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in payload["metrics"].items()}
     (directory / METRICS_FILE).write_text(json.dumps({"epoch": epoch, **clean}, indent=2))
     return directory
+
+
+def weights_sha256(path: str | Path) -> str:
+    """Identity of a checkpoint's weights: SHA-256 over every tensor's name, dtype, shape and bytes,
+    in name order. Unlike the file's hash it survives re-serialisation (``torch.save`` writes a random
+    id into each file), so a checkpoint rebuilt from its logged model has the same identity."""
+    state = load_model_payload(path)["state_dict"]
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def read_metrics(directory: str | Path) -> dict[str, Any]:
+    """The metrics saved with a checkpoint (its metrics.json), or {} when it has none."""
+    file = Path(directory) / METRICS_FILE
+    return json.loads(file.read_text()) if file.is_file() else {}
 
 
 def _model_file(path: str | Path) -> Path:

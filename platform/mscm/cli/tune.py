@@ -38,8 +38,9 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-start", metavar="STUDY", help="seed the sampler with an earlier study's completed trials")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--verbose", action="store_true", help="Ray Tune's status tables instead of one line per report")
-    p.add_argument("--no-checkpoint-artifacts", action="store_true",
-                   help="do not upload each trial's best checkpoint folder to MLflow (the model is still logged)")
+    p.add_argument("--no-models", action="store_true",
+                   help="log no inference model per trial (its weights stay in Ray's checkpoints only; "
+                        "such trials cannot be promoted)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         storage_path=args.storage_path, optuna_url=args.optuna_url, trials=args.trials, epochs=args.epochs,
         workers_per_trial=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
         max_concurrent=args.max_concurrent, time_budget_s=args.time_budget, resume=args.resume,
-        warm_start=args.warm_start, address=args.address, log_checkpoints=not args.no_checkpoint_artifacts,
+        warm_start=args.warm_start, address=args.address, log_models=not args.no_models,
         verbose=args.verbose,
     ))
     print(f"search {outcome.name}: {outcome.num_trials} trials ({outcome.num_errored} failed)")

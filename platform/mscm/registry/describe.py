@@ -9,21 +9,21 @@ from typing import TYPE_CHECKING
 
 from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..eval import METRIC_KEYS, EvalResult, get_protocol
-from ..tracking.contract import SEARCH_TAG
+from ..tracking.contract import DATASET_TAG, SEARCH_TAG
 from ..tracking.model_logging import INPUT_DOC, OUTPUT_DOC
 
 if TYPE_CHECKING:
-    from .select import TrialChoice
+    from ..tracking.trials import TrialChoice
 
 # Version tags (the registry's contract: promotion reads them back from the champion).
 TAG_SEARCH = SEARCH_TAG  # the search a version came from, as on its runs
 TAG_TRIAL = "mscm.trial_id"
 TAG_SOURCE_RUN = "mscm.source_run_id"
 TAG_PROMOTION_RUN = "mscm.promotion_run_id"
-TAG_CHECKPOINT_SHA = "mscm.checkpoint_sha256"  # identity of the weights: promoting them twice is a no-op
+TAG_CHECKPOINT_SHA = "mscm.checkpoint_sha256"  # weights digest (mscm.checkpoint.weights_sha256): promoting them twice is a no-op
 TAG_CHECKPOINT_URI = "mscm.checkpoint_uri"
 TAG_MODEL_SHA = "mscm.model_sha256"  # of the registered model's files, to detect a damaged champion
-TAG_DATASET = "mscm.dataset"
+TAG_DATASET = DATASET_TAG
 TAG_PROTOCOLS = "mscm.protocols"
 TAG_DATA_FINGERPRINT = "mscm.data_fingerprint"
 TAG_CODE_VERSION = "mscm.code_version"
@@ -128,7 +128,7 @@ def version_description(rec: VersionRecord) -> str:
         "",
         f"- Source: search `{choice.search.name}`, trial `{choice.trial_id}` (run `{choice.run_id}`), "
         f"best checkpoint of epoch {rec.epoch} (ranked by {choice.ranked_by} = {choice.score:.4f}); "
-        f"checkpoint SHA-256 `{rec.checkpoint_sha256[:16]}`, stored at `{rec.checkpoint_uri}`.",
+        f"weights SHA-256 `{rec.checkpoint_sha256[:16]}`, stored at `{rec.checkpoint_uri}`.",
         f"- Evaluation data: {rec.data_summary}; fingerprint `{rec.data_fingerprint}`.",
         f"- Code: {rec.code_version}. Promotion run `{rec.promotion_run_id}`.",
         f"- Input: {INPUT_DOC} at {cfg.data.height}x{cfg.data.width}; output: {OUTPUT_DOC}.",

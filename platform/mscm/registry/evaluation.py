@@ -17,7 +17,7 @@ from ..config import PROTOCOLS, DataConfig, RunConfig
 from ..data import VIReIDDataset, build_dataset, drop_skipped
 from ..data.cache import ImageCache
 from ..eval import EvalResult
-from .provenance import data_fingerprint
+from ..data.fingerprint import data_fingerprint
 from .settings import PromotionSettings
 
 

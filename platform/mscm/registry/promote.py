@@ -1,6 +1,7 @@
 """Promotion: the best trial of a search against the registered model's current champion.
 
-1. The candidate is the search's best trial by the metric of its best checkpoint (:mod:`.select`).
+1. The candidate is the search's best trial by the metric of its best checkpoint
+   (:func:`mscm.tracking.trials.select_trial`), rebuilt from its logged model (:mod:`.select`).
 2. If a version of the registered model already holds these weights (tag ``mscm.checkpoint_sha256``),
    nothing happens: running a promotion twice registers nothing twice.
 3. The champion (alias ``champion``) is checked before anything is written: its checkpoint and its
@@ -32,7 +33,8 @@ from .describe import (
 )
 from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
 from ..tracking.contract import KIND_PROMOTION, KIND_TAG, SEARCH_TAG
-from .select import TrialChoice, checkpoint_dir, checkpoint_files, find_search, select_trial
+from ..tracking.trials import TrialChoice, find_search, select_trial
+from .select import checkpoint_dir, checkpoint_files
 from .source import (
     ModelSourceError,
     check_sha,
@@ -112,7 +114,7 @@ def promote(
     choice = select_trial(client, find_search(client, search, experiment), settings.metric, trial_id)
     with tempfile.TemporaryDirectory(prefix="mscm-promote-") as scratch:
         ckpt = checkpoint_dir(client, choice, Path(scratch, "candidate"))
-        sha = checkpoint_sha256(ckpt)
+        sha = checkpoint_sha256(ckpt, f"trial {choice.trial_id}'s checkpoint")
         try:
             model, cfg, payload = load_model(ckpt, device)
         except CheckpointError as e:

@@ -1,12 +1,9 @@
-"""Provenance of a registered model: code version and a fingerprint of the evaluation data."""
+"""Provenance of a registered model: the code version (the data fingerprint is mscm.data.fingerprint)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import subprocess
 from pathlib import Path
-from typing import Iterable
 
 from .. import __version__
 
@@ -22,20 +19,3 @@ def code_version() -> str:
         return f"mscm {__version__} ({commit}{'+dirty' if dirty else ''})"
     except (OSError, subprocess.SubprocessError):
         return f"mscm {__version__}"
-
-
-def data_fingerprint(paths: Iterable[str]) -> str:
-    """SHA-256 over the sorted (relative-name, size, content-prefix) of the evaluation images.
-
-    Content (first 64 KiB) rather than mtimes, so a copy of the same dataset on another machine
-    gives the same fingerprint.
-    """
-    paths = sorted(paths)
-    root = os.path.commonpath(paths) if paths else ""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(os.path.relpath(p, root).encode())
-        h.update(str(os.path.getsize(p)).encode())
-        with open(p, "rb") as f:
-            h.update(f.read(65536))
-    return h.hexdigest()[:16]

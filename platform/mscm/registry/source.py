@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from ..errors import RegistryError
 from ..checkpoint import MODEL_FILE
 from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI
 
-_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -38,9 +36,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def checkpoint_sha256(directory: str | Path) -> str:
-    """Identity of a checkpoint's weights and config: the SHA-256 of its model file."""
-    return file_sha256(Path(directory) / MODEL_FILE)
+def checkpoint_sha256(directory: str | Path, what: str | None = None) -> str:
+    """Identity of a checkpoint's weights (:func:`mscm.checkpoint.weights_sha256`); a file that does not
+    load is reported as corrupted."""
+    from ..checkpoint import CheckpointError, weights_sha256
+
+    try:
+        return weights_sha256(directory)
+    except CheckpointError as e:
+        raise ModelSourceError(f"{what or directory} is corrupted: {e}") from None
 
 
 def tree_sha256(directory: str | Path) -> str:
@@ -60,18 +64,15 @@ def tree_sha256(directory: str | Path) -> str:
 def download(uri: str, dst: str | Path, tracking_uri: str | None, what: str) -> Path:
     import mlflow.artifacts
 
+    from ..tracking.model_logging import quiet_artifact_progress
+
     Path(dst).mkdir(parents=True, exist_ok=True)
-    quiet = os.environ.get(_PROGRESS_ENV)
-    os.environ[_PROGRESS_ENV] = "false"  # one bar per small download is noise
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri))
+        with quiet_artifact_progress():
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
+                                                            tracking_uri=tracking_uri))
     except Exception as e:  # MlflowException, OSError: deleted artifacts, a store that moved
         raise ModelSourceError(f"{what} is missing: {uri} cannot be read ({type(e).__name__}: {e})") from None
-    finally:
-        if quiet is None:
-            os.environ.pop(_PROGRESS_ENV, None)
-        else:
-            os.environ[_PROGRESS_ENV] = quiet
 
 
 def check_sha(found: str, recorded: str, what: str) -> None:
@@ -107,7 +108,8 @@ def version_checkpoint(client, mv, scratch: str | Path) -> Path:
     ckpt = download(mv.tags[TAG_CHECKPOINT_URI], scratch, client.tracking_uri, f"{where}: its checkpoint")
     if not (ckpt / MODEL_FILE).is_file():
         raise ModelSourceError(f"{where}: its checkpoint {mv.tags[TAG_CHECKPOINT_URI]} has no {MODEL_FILE}")
-    check_sha(checkpoint_sha256(ckpt), mv.tags[TAG_CHECKPOINT_SHA], f"{where}: checkpoint {mv.tags[TAG_CHECKPOINT_URI]}")
+    what = f"{where}: checkpoint {mv.tags[TAG_CHECKPOINT_URI]}"
+    check_sha(checkpoint_sha256(ckpt, what), mv.tags[TAG_CHECKPOINT_SHA], what)
     return ckpt
 
 

@@ -16,7 +16,6 @@ TRIAL_TAG = "ray_trial_id"  # a trial run's Ray Tune trial id
 STATUS_TAG = "mscm.trial_status"  # completed | stopped_early | failed | interrupted
 SAMPLED_TAG = "mscm.sampled"  # comma-separated dotted keys the search sampled (their values are params)
 CHECKPOINT_TAG = "best_checkpoint"  # path of a run's best Ray checkpoint
-SCORE_TAG = "best_score"  # its selection score
 MODEL_URI_TAG = "model_uri"  # the logged inference model
 DATASET_TAG = "mscm.dataset"
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..paths import default_tracking_uri
-from .contract import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MODEL_URI_TAG
+from .contract import CHECKPOINT_TAG, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MODEL_URI_TAG
+from .metrics import run_summary
 from .uris import artifact_root_for
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
@@ -100,6 +101,12 @@ class RunLogger:
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
+    def log_dataset(self, data) -> None:
+        """The run's dataset input (a :class:`~mscm.tracking.datasets.DatasetInput`)."""
+        from .datasets import log_dataset
+
+        log_dataset(self.client, self.run_id, data)
+
     def set_tags(self, tags: dict[str, Any]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))
@@ -117,6 +124,25 @@ class RunLogger:
         model_uri = log_embedding_model(self.tracking_uri, self.run_id, checkpoint_dir)
         self.client.set_tag(self.run_id, MODEL_URI_TAG, model_uri)
         return model_uri
+
+    def log_best_checkpoint(self, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
+        """The run's end record from its best checkpoint: the summary metrics (:func:`run_summary`),
+        the evaluation files and the inference model, its one copy of the weights in MLflow. Returns
+        the tags to set: the checkpoint's path, and a model logging error if there was one."""
+        from ..checkpoint import read_metrics
+        from ..train.report_keys import CMC_FILE, EVAL_FILE
+
+        tags = {CHECKPOINT_TAG: path}
+        self.log_metrics(run_summary(read_metrics(path)), step=step)
+        for name in (EVAL_FILE, CMC_FILE):
+            if os.path.exists(os.path.join(path, name)):
+                self.log_artifact(os.path.join(path, name), "evaluation")
+        if log_model:
+            try:
+                self.log_model(path)
+            except Exception as e:  # a model that cannot be logged must not lose the run's record
+                tags["model_logging_error"] = f"{type(e).__name__}: {e}"[:5000]
+        return tags
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

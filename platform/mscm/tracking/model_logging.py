@@ -1,15 +1,45 @@
-"""Log a checkpoint's inference model (:class:`~mscm.model.inference.EmbeddingModel`) with mlflow.pytorch."""
+"""The inference model of a checkpoint in MLflow: log it (mlflow.pytorch, "pt2"), and rebuild the
+checkpoint from it.
+
+The logged model is the one copy of a run's weights in MLflow. Its exported program holds every
+parameter and buffer of the network (classifier included) under ``model.<name>``, and its metadata
+holds the run config, the number of classes and the epoch, so :func:`checkpoint_from_model` can
+rebuild the checkpoint that promotion evaluates and registers, without the optimiser state (which
+stays in Ray's checkpoints).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
+import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
-from ..checkpoint import load_model
+from ..checkpoint import FORMAT, VERSION, CheckpointError, load_model, load_state_strict, save_checkpoint
 
 INPUT_DOC = "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared"
 OUTPUT_DOC = "float32 (B,D) L2-normalised"
+CHECKPOINT_META = "mscm_checkpoint"  # metadata key: what rebuilds the checkpoint
+WRAPPED = "model."  # EmbeddingModel keeps the network as .model
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextlib.contextmanager
+def quiet_artifact_progress() -> Iterator[None]:
+    """No progress bar per artifact download: one bar per small file is noise."""
+    before = os.environ.get(_PROGRESS_ENV)
+    os.environ[_PROGRESS_ENV] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_PROGRESS_ENV, None)
+        else:
+            os.environ[_PROGRESS_ENV] = before
 
 
 def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
@@ -33,6 +63,13 @@ def embedding_signature(height: int, width: int, dim: int):
     )
 
 
+def _checkpoint_metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    metrics = {k: v for k, v in payload.get("metrics", {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {"format": payload["format"], "version": payload["version"], "num_classes": payload["num_classes"],
+            "epoch": payload["epoch"], "config": payload["config"], "metrics": metrics}
+
+
 def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
     """Log in the safe "pt2" (torch.export) format, which loads without unpickling code; returns the model URI."""
     import mlflow
@@ -54,6 +91,33 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             metadata={"input": INPUT_DOC, "output": OUTPUT_DOC, "height": h, "width": w, "dim": dim,
-                      "feature": cfg.eval.feature, "epoch": payload["epoch"]},
+                      "feature": cfg.eval.feature, "epoch": payload["epoch"],
+                      CHECKPOINT_META: _checkpoint_metadata(payload)},
         )
     return info.model_uri
+
+
+def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Path) -> Path:
+    """Rebuild the checkpoint (model.pt + metrics.json) of a model logged by :func:`log_embedding_model`.
+    The weights are checked against the network its config builds, key by key and shape by shape."""
+    import mlflow
+    import mlflow.pytorch
+
+    from ..checkpoint import config_of
+    from ..model import build_model
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with quiet_artifact_progress():
+        meta = (mlflow.models.get_model_info(model_uri).metadata or {}).get(CHECKPOINT_META)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise CheckpointError(f"{model_uri}: not an mscm model (its metadata has no {CHECKPOINT_META} "
+                                  f"of format {FORMAT} version {VERSION})")
+        module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    state = {k[len(WRAPPED):]: v.detach().cpu() for k, v in module.state_dict().items() if k.startswith(WRAPPED)}
+    cfg = config_of({"config": meta["config"]}, model_uri)
+    model = build_model(dataclasses.replace(cfg.model, pretrained=None), int(meta["num_classes"]),
+                        cfg.data.height, cfg.data.width)
+    load_state_strict(model, state, model_uri)
+    return save_checkpoint(directory, cfg=cfg, num_classes=int(meta["num_classes"]), model=model.eval(),
+                           epoch=int(meta["epoch"]), metrics=dict(meta.get("metrics", {})))

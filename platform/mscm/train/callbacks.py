@@ -15,9 +15,10 @@ class MlflowEpochCallback(ray.train.UserCallback):
         self._logger = None
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
+        from ..tracking.metrics import epoch_metrics
         from ..tracking.mlflow_run import RunLogger
 
         if self._logger is None:
             self._logger = RunLogger(self.tracking_uri, self.experiment, run_name="", run_id=self.run_id)
         rank0 = metrics[0]
-        self._logger.log_metrics(rank0, step=int(rank0.get("epoch", 0)))
+        self._logger.log_metrics(epoch_metrics(rank0), step=int(rank0.get("epoch", 0)))

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
-from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from .report_keys import EVAL_FILE, FAILURE_KEY, SCORE_KEY
 
 
 def storage_path_of(cfg: RunConfig) -> str:
@@ -18,11 +18,12 @@ def storage_path_of(cfg: RunConfig) -> str:
     return cfg.train.storage_path or str(ray_results_dir())
 
 
-def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
+def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = (), log_level: str = "INFO"):
     """A TorchTrainer for ``cfg``: DDP over ``train.num_workers`` workers, nccl on GPUs, gloo on CPUs.
 
     Checkpoints: the best ``checkpoints_to_keep`` by the selection metric plus the latest (Ray always
-    keeps the latest, which is what a restarted worker group resumes from).
+    keeps the latest, which is what a restarted worker group resumes from). ``log_level`` is Ray Train's
+    console level; a search runs its trials at WARNING, where every report and checkpoint is no longer echoed.
     """
     import ray.train
     from ray.train.torch import TorchConfig
@@ -51,6 +52,7 @@ def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = ()):
             ),
             # Lost workers and nodes are retried; an MscmError is not (DeterministicErrorPolicy).
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
+            logging_config=ray.train.LoggingConfig(log_level=log_level),
         ),
     )
 
@@ -84,14 +86,17 @@ class TrainOutcome:
 
 
 def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: str | None = None) -> TrainOutcome:
-    """Train once on Ray Train and log it to MLflow: params, config, per-epoch and system metrics,
-    the best checkpoint, its CMC plot and evaluation JSON, and the model (mlflow.pytorch)."""
+    """Train once on Ray Train and log it to MLflow: params, config, dataset, per-epoch and system
+    metrics, and at the end the best checkpoint's summary, CMC plot, evaluation JSON and inference
+    model (:mod:`mscm.tracking.metrics`)."""
     from ..preflight import preflight_run
     from ..raycluster import init_ray
+    from ..tracking.contract import DATASET_TAG, KIND_TAG, KIND_TRAIN
+    from ..tracking.datasets import describe_dataset
     from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri
-    from ..tracking.contract import CHECKPOINT_TAG, DATASET_TAG, KIND_TAG, KIND_TRAIN
     from ..tracking.ui import ui_command
-    preflight_run(cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
+    report = preflight_run(cfg, storage_path=storage_path_of(cfg),
+                           tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
     from .callbacks import MlflowEpochCallback
     from .failures import fit
 
@@ -101,6 +106,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
                        tags={KIND_TAG: KIND_TRAIN, DATASET_TAG: cfg.data.dataset})
     print(f"MLflow run {logger.run_id} in {logger.tracking_uri}\n  UI: {ui_command(logger.tracking_uri)}")
     logger.log_config(cfg)
+    logger.log_dataset(describe_dataset(report.dataset.dataset, cfg.data.val_identities))
     monitor = _start_system_metrics(logger) if cfg.tracking.system_metrics else None
     status = "FAILED"
     try:
@@ -109,18 +115,13 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
         result = fit(trainer)
         raise_if_failed(result)
         best = best_checkpoint_path(result)
+        final = dict(result.metrics or {})
         if best:
-            logger.log_artifacts(best, "best_checkpoint")
-            for fname in (EVAL_FILE, CMC_FILE):
-                if os.path.exists(os.path.join(best, fname)):
-                    logger.log_artifact(os.path.join(best, fname), "evaluation")
-            logger.log_model(best)
-            logger.set_tags({CHECKPOINT_TAG: best})
+            logger.set_tags(logger.log_best_checkpoint(best, int(final.get("epoch", 0))))
         last = result.checkpoint.path if result.checkpoint is not None else None
         if last and os.path.exists(os.path.join(last, EVAL_FILE)):
             # The last epoch ran the full protocol (all trials): that is the run's final evaluation.
             logger.log_artifact(os.path.join(last, EVAL_FILE), "evaluation/final")
-        final = dict(result.metrics or {})
         status = "FINISHED"
         return TrainOutcome(logger.run_id, logger.tracking_uri, best, final, storage_path_of(cfg))
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import ray.train
 import ray.train.torch
 
-from ..checkpoint import STATE_FILE, load_model_payload, load_train_state, save_checkpoint
+from ..checkpoint import load_model_payload, load_train_state, save_checkpoint
 from ..config import RunConfig, from_dict
 from ..model.cost import inference_latency_ms, inference_parameters
 from .engine import Engine, NonFiniteLossError

@@ -3,36 +3,33 @@
 All writes come from the Tune driver process (one writer: safe with SQLite), also for trials that
 ASHA stopped or that failed, whose own processes never get to close their runs (stack.md 2.7).
 A resumed search finds each trial's run again by its ``ray_trial_id`` tag instead of creating a second.
+What each run holds follows :mod:`mscm.tracking.metrics`: per-epoch series while the trial runs, and
+at its end the best checkpoint's summary, evaluation files and inference model (its only weights in
+MLflow; the optimiser state stays in Ray's checkpoints).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
-from ..tracking.contract import (
-    CHECKPOINT_TAG,
-    SAMPLED_TAG,
-    SCORE_TAG,
-    STATUS_TAG,
-    TRIAL_TAG,
-    trial_run_name,
-)
-from ..train.report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from ..tracking.contract import SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_name
+from ..tracking.metrics import epoch_metrics
+from ..train.report_keys import FAILURE_KEY, SCORE_KEY
 from .trainable import trial_run_config
-
 
 
 class MlflowTrialLogger(LoggerCallback):
     def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, max_epochs: int, *,
-                 base: dict[str, Any], log_checkpoint: bool = True):
+                 base: dict[str, Any], dataset=None, log_models: bool = True, order: tuple[str, ...] = ()):
         self.tracking_uri, self.experiment, self.base = tracking_uri, experiment, base
         self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
-        self.log_checkpoint = log_checkpoint
+        self.dataset = dataset  # a mscm.tracking.datasets.DatasetInput, logged to every trial run
+        self.log_models = log_models
+        self.order = tuple(order)  # the space's parameter order: run names read as the YAML file does
         self._runs: dict[str, Any] = {}  # trial_id -> RunLogger
         self._best: dict[str, tuple[float, str | None]] = {}  # trial_id -> (score, checkpoint_path)
         self._last_epoch: dict[str, int] = {}
@@ -49,7 +46,9 @@ class MlflowTrialLogger(LoggerCallback):
         if trial.trial_id in self._runs:
             return self._runs[trial.trial_id]
         existing = _find_trial_run(self.tracking_uri, self.experiment, self.parent_run_id, trial.trial_id)
-        name = trial_run_name(self._index.get(trial.trial_id, len(self._index)), trial.config)
+        rank = {key: i for i, key in enumerate(self.order)}
+        sampled = {k: trial.config[k] for k in sorted(trial.config, key=lambda k: rank.get(k, len(rank)))}
+        name = trial_run_name(self._index.get(trial.trial_id, len(self._index)), sampled)
         logger = RunLogger(
             self.tracking_uri, self.experiment, run_name=name, run_id=existing, parent_run_id=self.parent_run_id,
             tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial), SAMPLED_TAG: ",".join(trial.config)},
@@ -57,6 +56,8 @@ class MlflowTrialLogger(LoggerCallback):
         self._runs[trial.trial_id] = logger
         if existing is None:  # the sampled values are params under their plain dotted keys, with the rest
             logger.log_config(trial_run_config(self.base, trial.config))
+            if self.dataset is not None:
+                logger.log_dataset(self.dataset)
         return logger
 
     def log_trial_start(self, trial) -> None:
@@ -68,9 +69,7 @@ class MlflowTrialLogger(LoggerCallback):
         self._last_epoch[trial.trial_id] = epoch
         if result.get(FAILURE_KEY):
             self._failure[trial.trial_id] = str(result[FAILURE_KEY])
-        metrics = {k: v for k, v in result.items() if not k.startswith(("config", "time_", "timestamp", "pid"))
-                   and k not in ("done", "date", "hostname", "node_ip", "trial_id", "experiment_tag")}
-        logger.log_metrics(metrics, step=epoch)
+        logger.log_metrics(epoch_metrics(result), step=epoch)
         score = result.get(SCORE_KEY, -math.inf)
         best = self._best.get(trial.trial_id, (-math.inf, None))
         if score is not None and score > best[0]:
@@ -87,22 +86,9 @@ class MlflowTrialLogger(LoggerCallback):
         elif failed and trial.error_file and os.path.exists(trial.error_file):
             with open(trial.error_file) as f:
                 tags["failure"] = f.read()[-5000:]
-        score, path = self._best.get(trial.trial_id, (-math.inf, None))
+        _, path = self._best.get(trial.trial_id, (-math.inf, None))
         if path and os.path.isdir(path) and not failed:
-            tags[CHECKPOINT_TAG] = path
-            tags[SCORE_TAG] = score
-            for name in (EVAL_FILE, CMC_FILE):
-                if os.path.exists(os.path.join(path, name)):
-                    logger.log_artifact(os.path.join(path, name), "evaluation")
-            if self.log_checkpoint:
-                logger.log_artifacts(path, "best_checkpoint")
-            try:
-                logger.log_model(path)
-            except Exception as e:  # a model that cannot be logged must not lose the trial's record
-                tags["model_logging_error"] = f"{type(e).__name__}: {e}"[:5000]
-            with open(os.path.join(path, "metrics.json")) as f:
-                logger.log_metrics({f"best/{k}": v for k, v in json.load(f).items()
-                                    if isinstance(v, (int, float))}, step=epochs)
+            tags.update(logger.log_best_checkpoint(path, epochs, log_model=self.log_models))
         logger.set_tags(tags)
         logger.end("FAILED" if failed else "FINISHED")
         self._runs.pop(trial.trial_id, None)

@@ -15,26 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from ..config import RunConfig, apply_overrides, to_dict
-from ..config.schema import Metric
 from ..errors import UsageError
-from ..tracking.contract import (
-    CHECKPOINT_TAG,
-    KIND_SEARCH,
-    KIND_TAG,
-    MODEL_URI_TAG,
-    SAMPLED_TAG,
-    SCORE_TAG,
-    SEARCH_TAG,
-    STATUS_TAG,
-    TRIAL_TAG,
-    search_filter,
-)
+from ..tracking.contract import KIND_SEARCH, KIND_TAG, SAMPLED_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
-from ..train.report_keys import SCORE_KEY
 from ..train.trainer import storage_path_of
 from .trainable import train_driver
 
@@ -57,7 +44,7 @@ class SearchOptions:
     resume: bool = False
     warm_start: str | None = None  # name of an earlier study in the same Optuna storage
     address: str | None = None
-    log_checkpoints: bool = True
+    log_models: bool = True  # each trial's inference model in MLflow (what promotion reads)
     verbose: bool = False  # Ray Tune's own status tables instead of one line per report
 
 
@@ -150,14 +137,17 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     experiment_path = os.path.join(storage_path, name)
     if opts.resume and not os.path.isdir(experiment_path):
         raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
-    preflight_run(base, storage_path=storage_path, tracking_uri=tracking_uri, optuna_url=optuna_url)
+    report = preflight_run(base, storage_path=storage_path, tracking_uri=tracking_uri, optuna_url=optuna_url)
+    from ..tracking.datasets import describe_dataset
+
+    dataset = describe_dataset(report.dataset.dataset, base.data.val_identities)
 
     import optuna
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from .console import ProgressLines
+    from .console import ProgressLines, quiet_tune_output
     from .tracking import MlflowTrialLogger
     from .warmstart import warm_start_study
 
@@ -181,6 +171,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     parent = _parent_run(tracking_uri, base.tracking.experiment, name, opts.resume)
     if not opts.resume:
         parent.log_config(base, extra_params=extra)
+        parent.log_dataset(dataset)
         parent.log_artifact(space.source, "search_space")
 
     metric, mode = space.metric, space.mode  # lists for a multi-objective search
@@ -197,10 +188,12 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     else:
         scheduler = FIFOScheduler()
     base_dict = to_dict(base)  # out of param_space: Tune's tables and the study hold sampled values only
-    trainable = ray.tune.with_resources(ray.tune.with_parameters(train_driver, base=base_dict),
+    trainable = ray.tune.with_resources(ray.tune.with_parameters(
+        train_driver, base=base_dict, log_level="INFO" if opts.verbose else "WARNING"),
                                         {DRIVER_RESOURCE: DRIVER_SLIVER})
     callbacks = [MlflowTrialLogger(tracking_uri, base.tracking.experiment, parent.run_id, epochs,
-                                   base=base_dict, log_checkpoint=opts.log_checkpoints)]
+                                   base=base_dict, dataset=dataset, log_models=opts.log_models,
+                                   order=tuple(p.key for p in space.parameters))]
     if not opts.verbose:
         callbacks.append(ProgressLines(epochs))
     run_config = ray.tune.RunConfig(
@@ -224,9 +217,11 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         )
     status = "FAILED"
     try:
-        results = tuner.fit()
+        with quiet_tune_output(not opts.verbose):
+            results = tuner.fit()
         _close_orphans(tracking_uri, parent, results, storage, name)
-        outcome = _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode)
+        outcome = _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path, metric,
+                             base.eval.selection_metric)
         _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
         return outcome
@@ -274,84 +269,89 @@ def _ensure_sqlite_dir(url: str) -> str:
     return url
 
 
-def _summarise(results, space, name, parent, tracking_uri, optuna_url, experiment_path, metric, mode) -> SearchOutcome:
-    """Trial table, Optuna plots and the best trial's summary, on the parent run."""
-    from .report import pareto_front, search_plots
+def _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path, metric,
+               selection_metric: str) -> SearchOutcome:
+    """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
+    from mlflow import MlflowClient
 
+    from ..tracking.metrics import search_summary
+    from ..tracking.trials import SearchRef, trial_statuses
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    search = SearchRef(name, parent.run_id, parent.experiment_id)
+    summary, best_metrics = _best_summary(client, search, selection_metric)
+    single = isinstance(metric, str)
+    pareto = _log_search_files(parent, results, summary, optuna_url, name, metric)
+    parent.log_metrics(search_summary(best_metrics, trial_statuses(client, search)), step=0)
+    tags = {} if single else {"pareto_trials": len(pareto)}
+    if summary.get("trial_id"):
+        tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary["run_id"]})
+    parent.set_tags(tags)
+    return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
+                         summary.get("metrics", {}), summary.get("checkpoint"), len(results), len(results.errors))
+
+
+def _trial_table(results):
+    """Tune's table of the trials, with a row for each trial that failed before it reported."""
     df = results.get_dataframe()
-    errored = len(results.errors)
     failed_rows = [{"trial_id": r.metrics.get("trial_id") if r.metrics else None, "status": "ERROR",
                     "error": str(r.error).strip().splitlines()[-1][:300] if str(r.error).strip() else type(r.error).__name__}
                    for r in results if r.error is not None]
-    if failed_rows:  # trials that failed before reporting have no row in Tune's table
+    if failed_rows:
         import pandas as pd
 
         df = pd.concat([df, pd.DataFrame(failed_rows)], ignore_index=True)
-    best = None
+    return df
+
+
+def _log_search_files(parent, results, summary, optuna_url, name, metric) -> list:
+    """trials.csv, best_trial.json, the study's plots and (multi-objective) its Pareto front; returns the front."""
+    from .report import pareto_front, search_plots
+
     single = isinstance(metric, str)
-    if single:
-        try:
-            best = results.get_best_result(metric=SCORE_KEY if metric in _selection_metrics() else metric,
-                                           mode=mode, scope="all")
-        except RuntimeError:
-            best = None
-    best_id = best.metrics.get("trial_id") if best is not None and best.metrics else None
-    summary = _best_summary(tracking_uri, parent, name, best_id)
+    names = [metric] if single else list(metric)
+    pareto = [] if single else pareto_front(optuna_url, name, names)
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp, "trials.csv")
-        df.to_csv(table, index=False)
+        _trial_table(results).to_csv(table, index=False)
         parent.log_artifact(table, "search")
         Path(tmp, "best_trial.json").write_text(json.dumps(summary, indent=2, default=str))
         parent.log_artifact(Path(tmp, "best_trial.json"), "search")
-        names = [metric] if single else list(metric)
         for png in search_plots(optuna_url, name, Path(tmp), objective_names=names):
             parent.log_artifact(png, "search/plots")
-        pareto = [] if single else pareto_front(optuna_url, name, names)
         if pareto:
             import pandas as pd
 
             pd.DataFrame(pareto).to_csv(Path(tmp, "pareto_front.csv"), index=False)
             parent.log_artifact(Path(tmp, "pareto_front.csv"), "search")
-    tags = {"num_trials": len(results), "num_errored": errored}
-    if not single:
-        tags["pareto_trials"] = len(pareto)
-    if summary.get("trial_id"):
-        tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary.get("run_id", ""),
-                     CHECKPOINT_TAG: summary.get("checkpoint", "")})
-        parent.log_metrics({f"best_{k}": v for k, v in summary.get("metrics", {}).items()}, step=0)
-    parent.set_tags(tags)
-    return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
-                         summary.get("metrics", {}), summary.get("checkpoint"), len(results), errored)
+    return pareto
 
 
-def _selection_metrics() -> tuple[str, ...]:
-    """The evaluation metrics, which the selection score (the best checkpoint's) stands for."""
-    return get_args(Metric)
+def _best_summary(client, search, selection_metric: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """The best trial by the one rule (:func:`mscm.tracking.trials.select_trial`): its summary for
+    best_trial.json, and its run's metrics for the parent run."""
+    from ..tracking.trials import SelectionError, select_trial
 
-
-def _best_summary(tracking_uri: str, parent, name: str, best_trial_id: str | None) -> dict[str, Any]:
-    """The best trial by the score of its best checkpoint, read back from its MLflow run."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
-                              max_results=10000)
-    scored = [r for r in runs if SCORE_TAG in r.data.tags and r.data.tags.get(STATUS_TAG) != "failed"]
-    if not scored:
-        return {"search": name, "trial_id": None}
-    top = max(scored, key=lambda r: float(r.data.tags[SCORE_TAG]))
+    try:
+        top = select_trial(client, search, selection_metric)
+    except SelectionError:
+        return {"search": search.name, "trial_id": None}, {}
+    run = client.get_run(top.run_id)
+    sampled = run.data.tags.get(SAMPLED_TAG, "")
     return {
-        "search": name,
-        "trial_id": top.data.tags.get(TRIAL_TAG),
-        "run_id": top.info.run_id,
-        "checkpoint": top.data.tags.get(CHECKPOINT_TAG),
-        "model_uri": top.data.tags.get(MODEL_URI_TAG),
-        "score": float(top.data.tags[SCORE_TAG]),
-        "status": top.data.tags.get(STATUS_TAG),
-        "metrics": {k[len("best/"):]: v for k, v in top.data.metrics.items() if k.startswith("best/")},
-        "params": {k: top.data.params.get(k) for k in top.data.tags.get(SAMPLED_TAG, "").split(",") if k},
+        "search": search.name,
+        "trial_id": top.trial_id,
+        "run_id": top.run_id,
+        "run_name": top.run_name,
+        "checkpoint": top.checkpoint_path,
+        "model_uri": top.model_uri,
+        "ranked_by": top.ranked_by,
+        "score": top.score,
+        "status": top.status,
+        "metrics": top.best_metrics,
+        "params": {k: run.data.params.get(k) for k in sampled.split(",") if k},
         "higher_is_better": True,
-    }
+    }, dict(run.data.metrics)
 
 
 __all__ = ["SearchOptions", "SearchOutcome", "run_search", "concurrency_for"]

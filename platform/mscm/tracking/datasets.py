@@ -1,0 +1,57 @@
+"""The dataset a run trained and evaluated on, as an MLflow run input (the Dataset column of the UI).
+
+Described once on the driver, after the preflight has read the dataset, and logged to every run of a
+search (the trials share the base config's data) or to the one run of ``mscm train``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from ..data.fingerprint import data_fingerprint
+from ..data.records import VIReIDDataset
+
+CONTEXT_TAG = "mlflow.data.context"  # MLflow's input tag that the UI shows as the dataset's role
+CONTEXT = "training"
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """What MLflow records of a dataset: a name, a content digest, where it is, and a profile."""
+
+    name: str  # "<layout>-<split>", e.g. "sysu-test", "sysu-val"
+    digest: str  # mscm.data.fingerprint over the training and test images
+    root: str
+    layout: str
+    split: str  # "test" (the dataset's test split) or "val" (held-out training ids)
+    profile: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe_dataset(dataset: VIReIDDataset, val_identities: int = 0) -> DatasetInput:
+    """The run input of ``dataset`` as read (before any hold-out); ``val_identities`` > 0 means the
+    runs select on held-out training ids instead of the test split."""
+    records = dataset.train_visible + dataset.train_infrared + dataset.test_visible + dataset.test_infrared
+    split = "val" if val_identities else dataset.split
+    profile = {
+        "train_ids": dataset.num_classes - val_identities,
+        "train_images": len(dataset.train_visible) + len(dataset.train_infrared),
+        "eval_split": split,
+        "val_identities": val_identities,
+        "test_images": len(dataset.test_visible) + len(dataset.test_infrared),
+    }
+    return DatasetInput(f"{dataset.name}-{split}", data_fingerprint(sorted({r.path for r in records})),
+                        str(dataset.root), dataset.name, split, profile)
+
+
+def log_dataset(client, run_id: str, data: DatasetInput) -> None:
+    """Record ``data`` as the run's training input (``MlflowClient.log_inputs``, what ``mlflow.log_input`` calls)."""
+    from mlflow.entities import Dataset, DatasetInput as MlflowDatasetInput, InputTag
+
+    source = json.dumps({"root": data.root, "layout": data.layout, "split": data.split})
+    entity = Dataset(name=data.name, digest=data.digest, source_type="local", source=source,
+                     profile=json.dumps(data.profile))
+    client.log_inputs(run_id, datasets=[MlflowDatasetInput(entity, tags=[InputTag(CONTEXT_TAG, CONTEXT)])])
