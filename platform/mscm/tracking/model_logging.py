@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from ..checkpoint import FORMAT, VERSION, CheckpointError, load_model, load_state_strict, save_checkpoint
+from ..environ import temporary_env
 
 INPUT_DOC = "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared"
 OUTPUT_DOC = "float32 (B,D) L2-normalised"
@@ -28,18 +28,9 @@ WRAPPED = "model."  # EmbeddingModel keeps the network as .model
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
-@contextlib.contextmanager
-def quiet_artifact_progress() -> Iterator[None]:
+def quiet_artifact_progress() -> contextlib.AbstractContextManager:
     """No progress bar per artifact download: one bar per small file is noise."""
-    before = os.environ.get(_PROGRESS_ENV)
-    os.environ[_PROGRESS_ENV] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(_PROGRESS_ENV, None)
-        else:
-            os.environ[_PROGRESS_ENV] = before
+    return temporary_env(_PROGRESS_ENV, "false")
 
 
 def embedding_model_from_checkpoint(checkpoint_dir: str | Path):

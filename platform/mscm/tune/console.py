@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ray.tune import Callback
+
+from ..environ import temporary_env
+
+# Tune's new output engine prints a heading, the results folder and a block per failed trial even at
+# verbose=0; its legacy engine at verbose=0 prints nothing. Tune reads this variable when fit() starts.
+_OUTPUT_ENGINE_ENV = "RAY_AIR_NEW_OUTPUT"
+
+
+def quiet_tune_output(quiet: bool = True) -> contextlib.AbstractContextManager:
+    """Around ``Tuner.fit()``: Tune prints nothing of its own (ProgressLines prints instead)."""
+    return temporary_env(_OUTPUT_ENGINE_ENV, "0" if quiet else None)
 
 
 def trial_label(trials: list, trial) -> str:

@@ -38,7 +38,7 @@ def _report_callback():
     return TrialReportCallback()
 
 
-def train_driver(config: dict[str, Any], base: dict[str, Any]) -> None:
+def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = "WARNING") -> None:
     import ray.tune
 
     from ..train.failures import fit
@@ -46,6 +46,7 @@ def train_driver(config: dict[str, Any], base: dict[str, Any]) -> None:
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()])
+    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()],
+                            log_level=log_level)
     result = fit(trainer)
     raise_if_failed(result)
