@@ -4,6 +4,10 @@ it must fail on its own while the search goes on."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+
 import pytest
 import yaml
 
@@ -68,10 +72,13 @@ def search(local_ray, tmp_path_factory):
     seed = _seed_with_one_overflow(tmp)
     space = tmp / "test_space.yaml"
     space.write_text(yaml.safe_dump(_space_dict(seed)))
-    outcome = run_search(SearchOptions(
-        space=str(space), name="test-search", tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
-        storage_path=str(tmp / "ray_results"), optuna_url=f"sqlite:///{tmp / 'optuna.db'}",
-    ))
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):  # what the search prints on the driver
+        outcome = run_search(SearchOptions(
+            space=str(space), name="test-search", tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+            storage_path=str(tmp / "ray_results"), optuna_url=f"sqlite:///{tmp / 'optuna.db'}",
+        ))
+    outcome.console = console.getvalue()
     return outcome
 
 
@@ -107,15 +114,44 @@ def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
                                                             "loss.ce_weight"}
         assert not any(k.startswith("sampled.") for k in r.data.params)
         epochs = int(r.data.tags["epochs_run"])
-        assert len(client.get_metric_history(r.info.run_id, "mAP")) == epochs
+        history = client.get_metric_history(r.info.run_id, "eval/mAP")
+        assert sorted(h.step for h in history) == list(range(1, epochs + 1))  # step = epoch, once each
         assert r.data.tags.get("model_uri", "").startswith("models:/")
         names = {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")}
         assert "evaluation/cmc.png" in names
 
 
-def test_trial_runs_are_named_by_search_order_and_sampled_values(search):
-    import re
+def test_trial_runs_follow_the_metric_schema_and_record_their_dataset(search):
+    from mscm.tracking.metrics import MAX_RUN_KEYS
 
+    client, parent, runs = _trial_runs(search)
+    for r in runs:
+        keys = set(r.data.metrics)
+        assert len(keys) <= MAX_RUN_KEYS, sorted(keys)
+        assert all(k.startswith(("eval/", "loss/", "lr/", "perf/", "best/")) or k in ("params_m", "latency_ms")
+                   for k in keys), sorted(keys)
+        assert not any(k.startswith("best/best") or "wall" in k or "iteration" in k for k in keys), sorted(keys)
+        (dataset,) = r.inputs.dataset_inputs
+        assert dataset.dataset.name == "sysu-test" and len(dataset.dataset.digest) == 16
+        if r.data.tags.get("mscm.trial_status") != "failed":
+            assert {"best/mAP", "best/epoch", "params_m", "latency_ms"} <= keys
+            assert len(client.get_metric_history(r.info.run_id, "best/mAP")) == 1  # written once
+            assert not client.list_artifacts(r.info.run_id, "best_checkpoint")  # weights once: the model
+    assert parent.inputs.dataset_inputs[0].dataset.digest == runs[0].inputs.dataset_inputs[0].dataset.digest
+
+
+def test_console_shows_one_compact_line_per_report(search):
+    lines = search.console.splitlines()
+    reports = [line for line in lines if re.fullmatch(r"t\d\d epoch \d/3  loss \S+  mAP \S+%  \d+ img/s", line)]
+    client, parent, runs = _trial_runs(search)
+    evaluated = sum(len(client.get_metric_history(r.info.run_id, "loss/total")) for r in runs)
+    assert len(reports) == evaluated, search.console
+    assert any(re.fullmatch(r"t\d\d failed .*", line) for line in lines), search.console
+    assert not any("Trial status" in line or "│" in line for line in lines), search.console  # no Tune tables
+    assert len(lines) <= len(reports) + 2 * TRIALS + 8, search.console
+
+
+def test_trial_runs_are_named_by_search_order_and_sampled_values(search):
     from mscm.tracking.contract import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
     client, parent, runs = _trial_runs(search)
@@ -123,7 +159,8 @@ def test_trial_runs_are_named_by_search_order_and_sampled_values(search):
     assert [n.split()[0] for n in names] == [f"t{i:02d}" for i in range(TRIALS)], names
     for name in names:
         assert re.fullmatch(r"t\d\d( [a-z_]+=\S+){4}", name), name
-        assert {part.split("=")[0] for part in name.split()[1:]} == {"margin", "lr", "mimb", "ce_weight"}, name
+        # in the order of the space file (yaml.safe_dump above wrote its parameters sorted by key)
+        assert [part.split("=")[0] for part in name.split()[1:]] == ["ce_weight", "margin", "mimb", "lr"], name
     assert parent.info.run_name == "test-search"
     exp = client.get_experiment(parent.info.experiment_id)
     assert exp.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND  # the UI opens on training runs
@@ -143,14 +180,19 @@ def test_parent_run_summarises_the_search(search):
     client, parent, runs = _trial_runs(search)
     assert parent.data.tags["mscm.search"] == "test-search"
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["num_errored"] == "1"
+    assert parent.data.metrics["trials/failed"] == 1 and parent.data.metrics["trials/total"] == TRIALS
+    assert parent.data.metrics["trials/completed"] + parent.data.metrics["trials/stopped_early"] == TRIALS - 1
     arts = {a.path for a in client.list_artifacts(search.parent_run_id, "search")}
     assert {"search/trials.csv", "search/best_trial.json"} <= arts
     plots = {a.path for a in client.list_artifacts(search.parent_run_id, "search/plots")}
     assert any("history" in p for p in plots), plots
     best = next(r for r in runs if r.data.tags.get("ray_trial_id") == search.best_trial_id)
-    scores = [float(r.data.tags["best_score"]) for r in runs if "best_score" in r.data.tags]
-    assert float(best.data.tags["best_score"]) == max(scores)
+    scores = [r.data.metrics["best/mAP"] for r in runs if r.data.tags.get("mscm.trial_status") != "failed"]
+    assert best.data.metrics["best/mAP"] == max(scores)
+    # The parent carries the best trial's summary, and the keys are not nested twice.
+    assert parent.data.metrics["best/mAP"] == best.data.metrics["best/mAP"]
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert not any(k.startswith(("best_", "best/best")) for k in parent.data.metrics)
 
 
 def test_optuna_study_records_every_trial(search):
@@ -273,7 +315,7 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     runs = client.search_runs([parent.info.experiment_id],
                               filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert len(client.get_metric_history(runs[0].info.run_id, "mAP")) == 1
+    assert len(client.get_metric_history(runs[0].info.run_id, "eval/mAP")) == 1
     assert "evaluation/cmc.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
     assert runs[0].data.tags.get("model_uri", "").startswith("models:/")
 
@@ -319,3 +361,58 @@ def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path
         rows = list(csv.DictReader(f))
     assert len(rows) == front and {"optuna_trial", "mAP", "latency_ms", "model.mimb_scales"} <= set(rows[0])
     assert "search/plots/pareto_front.png" in {a.path for a in client.list_artifacts(outcome.parent_run_id, "search/plots")}
+
+
+@pytest.fixture(scope="module")
+def ui(search):
+    """`mscm ui` on the finished search's stores, started as the search printed it, on free ports."""
+    import shlex
+    import socket
+    import subprocess
+    import time
+
+    from mscm.tracking.ui import ui_command
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    ports = free_port(), free_port()
+    argv = [*shlex.split(ui_command(search.tracking_uri, search.optuna_url)),
+            "--port", str(ports[0]), "--optuna-port", str(ports[1])]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and not (proc.stdout.readline() or "Ctrl-C").startswith("Ctrl-C"):
+        pass
+    try:
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=40)
+
+
+def test_the_mlflow_ui_shows_the_named_trials_under_the_search_and_a_trials_map(search, ui):
+    """In headless Chromium: the runs table lists the named trial rows under the parent run, with the
+    best/mAP column; a trial's page shows its mAP; optuna-dashboard shows the study."""
+    pytest.importorskip("playwright", reason="playwright is a dev dependency (pip install -e '.[dev]')")
+    from mscm.tracking.browser import browser_page, find_chromium, open_run, open_runs_table, open_study
+    from mscm.tracking.browser import visible_run_names
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    client, parent, runs = _trial_runs(search)
+    mlflow_url, dashboard_url = ui
+    best = next(r for r in runs if r.data.tags.get("ray_trial_id") == search.best_trial_id)
+    with browser_page() as page:
+        open_runs_table(page, mlflow_url, parent.info.experiment_id, ["best/mAP"])
+        names = visible_run_names(page)
+        assert names[0] == "test-search", names  # the parent first, its trials nested under it
+        assert sorted(names[1:]) == sorted(r.info.run_name for r in runs), names
+        header = [t.strip() for t in page.locator(".ag-header-cell").all_inner_texts()]
+        assert "best/mAP" in header, header
+        text = open_run(page, mlflow_url, parent.info.experiment_id, best.info.run_id)
+        assert best.info.run_name in text
+        assert f"best/mAP\n{best.data.metrics['best/mAP']}" in text.replace("\t", "\n"), text[:2000]
+        study = open_study(page, dashboard_url, 1)
+        assert "test-search" in study and "loss.qct_margin" in study
