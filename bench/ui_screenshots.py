@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,12 +24,6 @@ SEARCH = "ui-demo"
 COLUMNS = ["best/mAP", "best/rank1", "best/epoch", "loss.qct_margin", "optim.lr", "model.mimb_scales", "optim.name"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_search(store: Path) -> None:
     argv = [sys.executable, "-m", "mscm", "tune", "--space", "smoke", "--name", SEARCH,
             "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--storage-path", str(store / "ray_results"),
@@ -39,34 +32,19 @@ def run_search(store: Path) -> None:
     subprocess.run(argv, check=True, cwd=store)
 
 
-def start_ui(store: Path) -> tuple[subprocess.Popen, str, str]:
-    from mscm.tracking.ui import ui_command
-
-    ports = free_port(), free_port()
-    argv = [*shlex.split(ui_command(f"sqlite:///{store / 'mlflow.db'}", f"sqlite:///{store / 'optuna.db'}")),
-            "--port", str(ports[0]), "--optuna-port", str(ports[1])]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line or line.startswith("Ctrl-C"):
-            break
-    return proc, f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
-
-
 def shoot(store: Path, out: Path) -> list[Path]:
     from mlflow import MlflowClient
 
     from mscm.tracking.browser import browser_page, open_chart, open_run, open_runs_table, open_study, widen_column
     from mscm.tracking.trials import find_search, select_trial
+    from mscm.tracking.ui import running_ui
 
     client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     search = find_search(client, SEARCH)
     best = select_trial(client, search, "mAP")
-    proc, mlflow_url, dashboard_url = start_ui(store)
     shots = [out / f"mlflow-{name}.png" for name in ("runs-table", "chart-eval-map", "trial-page")]
     shots.append(out / "optuna-study.png")
-    try:
+    with running_ui(f"sqlite:///{store / 'mlflow.db'}", f"sqlite:///{store / 'optuna.db'}") as (mlflow_url, dashboard_url):
         with browser_page(2000, 700) as page:
             open_runs_table(page, mlflow_url, search.experiment_id, COLUMNS)
             widen_column(page, "Run Name", 260)
@@ -78,9 +56,6 @@ def shoot(store: Path, out: Path) -> list[Path]:
             page.screenshot(path=shots[2])
             open_study(page, dashboard_url, 1)
             page.screenshot(path=shots[3], full_page=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=40)
     return shots
 
 

@@ -366,30 +366,10 @@ def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path
 @pytest.fixture(scope="module")
 def ui(search):
     """`mscm ui` on the finished search's stores, started as the search printed it, on free ports."""
-    import shlex
-    import socket
-    import subprocess
-    import time
+    from mscm.tracking.ui import running_ui
 
-    from mscm.tracking.ui import ui_command
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    ports = free_port(), free_port()
-    argv = [*shlex.split(ui_command(search.tracking_uri, search.optuna_url)),
-            "--port", str(ports[0]), "--optuna-port", str(ports[1])]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline and not (proc.stdout.readline() or "Ctrl-C").startswith("Ctrl-C"):
-        pass
-    try:
-        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=40)
+    with running_ui(search.tracking_uri, search.optuna_url) as urls:
+        yield urls
 
 
 def test_the_mlflow_ui_shows_the_named_trials_under_the_search_and_a_trials_map(search, ui):

@@ -14,13 +14,7 @@ import urllib.request
 
 import pytest
 
-from mscm.tracking.ui import ui_command
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from mscm.tracking.ui import free_port, ui_command
 
 
 def _stores(tmp_path):
@@ -52,7 +46,7 @@ def test_the_printed_ui_command_serves_both_stores_and_ctrl_c_stops_both(tmp_pat
     command = ui_command(uri, optuna_url)
     argv = shlex.split(command)
     assert argv[0] == sys.executable  # runs as printed: no venv needs to be active
-    mlflow_port, optuna_port = _free_port(), _free_port()
+    mlflow_port, optuna_port = free_port(), free_port()
     proc = subprocess.Popen([*argv, "--port", str(mlflow_port), "--optuna-port", str(optuna_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

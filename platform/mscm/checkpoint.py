@@ -65,10 +65,14 @@ def save_checkpoint(
 
 
 def weights_sha256(path: str | Path) -> str:
-    """Identity of a checkpoint's weights: SHA-256 over every tensor's name, dtype, shape and bytes,
-    in name order. Unlike the file's hash it survives re-serialisation (``torch.save`` writes a random
-    id into each file), so a checkpoint rebuilt from its logged model has the same identity."""
-    state = load_model_payload(path)["state_dict"]
+    """Identity of a checkpoint file's weights (:func:`state_dict_sha256` of its state dict)."""
+    return state_dict_sha256(load_model_payload(path)["state_dict"])
+
+
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order. Unlike a file's hash it
+    survives re-serialisation (``torch.save`` writes a random id into each file), so a checkpoint rebuilt
+    from its logged model has the same identity."""
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()

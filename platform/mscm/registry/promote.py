@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..checkpoint import CheckpointError, load_model
+from ..checkpoint import CheckpointError, load_model, state_dict_sha256
 from ..errors import RegistryError
 from ..config import RunConfig
 from ..eval import EvalResult, format_table
@@ -38,7 +38,6 @@ from .select import checkpoint_dir, checkpoint_files
 from .source import (
     ModelSourceError,
     check_sha,
-    checkpoint_sha256,
     download,
     registry_client,
     tree_sha256,
@@ -114,11 +113,11 @@ def promote(
     choice = select_trial(client, find_search(client, search, experiment), settings.metric, trial_id)
     with tempfile.TemporaryDirectory(prefix="mscm-promote-") as scratch:
         ckpt = checkpoint_dir(client, choice, Path(scratch, "candidate"))
-        sha = checkpoint_sha256(ckpt, f"trial {choice.trial_id}'s checkpoint")
         try:
             model, cfg, payload = load_model(ckpt, device)
         except CheckpointError as e:
             raise PromotionError(f"trial {choice.trial_id}: its best checkpoint cannot be loaded: {e}") from None
+        sha = state_dict_sha256(payload["state_dict"])  # from the load above: the file is read once
         name = settings.model_name(cfg.data.dataset)
         outcome = PromotionOutcome("noop", "", name, choice, dry_run=dry_run)
 

@@ -90,15 +90,13 @@ def visible_run_names(page) -> list[str]:
     return [name.strip() for name in links.all_inner_texts() if name.strip()]
 
 
-def open_chart(page, metric: str, *, enlarge: bool = True) -> None:
+def open_chart(page, metric: str) -> None:
     """The chart view filtered to ``metric`` (e.g. ``eval/mAP``: one line per trial over the epochs)."""
     page.locator("label:has(input[value=CHART])").click()
     search = page.get_by_placeholder("Search metric charts")
     search.fill(metric)
     page.get_by_text(metric, exact=True).first.wait_for()
     page.wait_for_timeout(1500)  # the plot draws after its data arrives
-    if enlarge:
-        page.get_by_text(metric, exact=True).first.hover()
 
 
 def open_run(page, ui_url: str, experiment_id: str, run_id: str) -> str:

@@ -7,7 +7,7 @@ search (the trials share the base config's data) or to the one run of ``mscm tra
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ..data.fingerprint import data_fingerprint
 from ..data.records import VIReIDDataset
@@ -26,9 +26,6 @@ class DatasetInput:
     layout: str
     split: str  # "test" (the dataset's test split) or "val" (held-out training ids)
     profile: dict
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def describe_dataset(dataset: VIReIDDataset, val_identities: int = 0) -> DatasetInput:

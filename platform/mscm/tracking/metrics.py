@@ -19,7 +19,7 @@ from ..config.schema import Metric
 
 METRIC_KEYS: tuple[str, ...] = get_args(Metric)  # the evaluation metrics (mscm.eval.scores computes them)
 
-EVAL_PREFIX, LOSS_PREFIX, LR_PREFIX, PERF_PREFIX, BEST_PREFIX = "eval/", "loss/", "lr/", "perf/", "best/"
+EVAL_PREFIX, LOSS_PREFIX, LR_PREFIX, BEST_PREFIX = "eval/", "loss/", "lr/", "best/"
 PERF_KEYS = ("perf/images_per_s", "perf/epoch_time_s", "perf/eval_time_s")
 COST_KEYS = ("params_m", "latency_ms")  # the inference cost, measured once per run
 BEST_EPOCH = "best/epoch"

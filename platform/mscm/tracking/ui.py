@@ -7,6 +7,7 @@ job runner (about 0.5 GB instead of 3 GB on this machine). Ctrl-C stops both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -16,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import TrackingError
 from .uris import parse_tracking_uri
@@ -79,6 +81,34 @@ def _wait_ready(server: Server, proc: subprocess.Popen) -> None:
     raise TrackingError(f"{server.name} did not answer at {server.url} within {READY_TIMEOUT_S:.0f} s")
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_ui(tracking_uri: str, optuna_url: str) -> Iterator[tuple[str, str]]:
+    """``mscm ui`` on these stores, started as a search prints it, on free ports, for the length of the
+    block: yields the MLflow UI and optuna-dashboard URLs once both answer (scripts and tests)."""
+    ports = free_port(), free_port()
+    argv = [*shlex.split(ui_command(tracking_uri, optuna_url)), "--port", str(ports[0]), "--optuna-port", str(ports[1])]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 2 * READY_TIMEOUT_S  # both servers, one after the other
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.startswith("Ctrl-C"):  # serve() prints that once both answer
+                break
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=40)
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -116,4 +146,5 @@ def serve(servers: list[Server], *, announce=print) -> int:
         _stop(procs)
 
 
-__all__ = ["Server", "ui_command", "mlflow_server", "optuna_dashboard", "serve", "default_optuna_url_for"]
+__all__ = ["Server", "ui_command", "mlflow_server", "optuna_dashboard", "serve", "default_optuna_url_for",
+           "running_ui", "free_port"]

@@ -272,12 +272,10 @@ def _ensure_sqlite_dir(url: str) -> str:
 def _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path, metric,
                selection_metric: str) -> SearchOutcome:
     """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
-    from mlflow import MlflowClient
-
     from ..tracking.metrics import search_summary
     from ..tracking.trials import SearchRef, trial_statuses
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = parent.client  # the RunLogger's, on the same store
     search = SearchRef(name, parent.run_id, parent.experiment_id)
     summary, best_metrics = _best_summary(client, search, selection_metric)
     single = isinstance(metric, str)
