@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.mscm-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test tune bench clean-runs
+.PHONY: install test lint tune clean-runs
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 # The test suite (CI runs exactly this through .ci/run).
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Lint and format check (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The main job on its embedded defaults.
 tune: $(STAMP)

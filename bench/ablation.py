@@ -59,10 +59,15 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
 
-    base = {"_config": args.config, "data.synthetic.identities": args.identities,
-            "data.iterations_per_epoch": args.iterations, "schedule.epochs": args.epochs,
-            "schedule.milestones": [max(1, args.epochs - 2)], "schedule.warmup_epochs": 1,
-            "train.use_gpu": args.device.startswith("cuda")}
+    base = {
+        "_config": args.config,
+        "data.synthetic.identities": args.identities,
+        "data.iterations_per_epoch": args.iterations,
+        "schedule.epochs": args.epochs,
+        "schedule.milestones": [max(1, args.epochs - 2)],
+        "schedule.warmup_epochs": 1,
+        "train.use_gpu": args.device.startswith("cuda"),
+    }
     base.update(parse_overrides(args.set))
     rows: dict[str, list[dict[str, float]]] = {}
     start = time.perf_counter()
@@ -72,8 +77,11 @@ def main() -> int:
             t = time.perf_counter()
             result = train_and_evaluate({**base, **overrides, "train.seed": seed}, args.epochs, args.device, untrained)
             rows.setdefault(name, []).append(result)
-            print(f"seed {seed} {name:<18} R1 {100 * result['rank1']:5.1f}  mAP {100 * result['mAP']:5.1f}  "
-                  f"({time.perf_counter() - t:.0f} s)", flush=True)
+            print(
+                f"seed {seed} {name:<18} R1 {100 * result['rank1']:5.1f}  mAP {100 * result['mAP']:5.1f}  "
+                f"({time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
 
     def cell(name: str, key: str) -> str:
         values = [100 * r[key] for r in rows[name]]
@@ -81,9 +89,11 @@ def main() -> int:
             return f"{values[0]:5.1f}"
         return f"{statistics.mean(values):5.1f} ± {statistics.stdev(values):4.1f}"
 
-    print(f"\n{args.config}: {args.epochs} epochs x {args.iterations} steps, seeds {args.seeds}, "
-          f"{time.perf_counter() - start:.0f} s in all")
-    print(f"| variant | R1 (%) | mAP (%) | mINP (%) |\n|---|---|---|---|")
+    print(
+        f"\n{args.config}: {args.epochs} epochs x {args.iterations} steps, seeds {args.seeds}, "
+        f"{time.perf_counter() - start:.0f} s in all"
+    )
+    print("| variant | R1 (%) | mAP (%) | mINP (%) |\n|---|---|---|---|")
     for name in rows:
         print(f"| {name} | {cell(name, 'rank1')} | {cell(name, 'mAP')} | {cell(name, 'mINP')} |")
     return 0

@@ -34,8 +34,15 @@ def space_file(args: argparse.Namespace, scheduler: str, out: Path) -> Path:
     if args.iterations:
         raw["overrides"]["data.iterations_per_epoch"] = args.iterations
     raw["overrides"]["schedule.milestones"] = []
-    raw["budget"] = {**raw.get("budget", {}), "trials": args.trials, "epochs": args.epochs, "scheduler": scheduler,
-                     "grace_period": args.grace, "reduction_factor": args.reduction, "max_concurrent_trials": 1}
+    raw["budget"] = {
+        **raw.get("budget", {}),
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "scheduler": scheduler,
+        "grace_period": args.grace,
+        "reduction_factor": args.reduction,
+        "max_concurrent_trials": 1,
+    }
     if scheduler == "none":
         for key in ("grace_period", "reduction_factor"):
             raw["budget"].pop(key)
@@ -52,8 +59,9 @@ def measure(outcome, wall_s: float) -> dict:
 
     client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
+    )
     epochs, compute, overheads, best = 0, 0.0, [], float("-inf")
     for run in runs:
         rid = run.info.run_id
@@ -67,8 +75,15 @@ def measure(outcome, wall_s: float) -> dict:
         maps = client.get_metric_history(rid, "mAP")
         if maps:
             best = max(best, max(m.value for m in maps))
-    return {"trials": len(runs), "epochs": epochs, "compute_s": compute, "wall_s": wall_s, "overheads": overheads,
-            "best_mAP": best, "stopped": sum(r.data.tags.get("mscm.trial_status") == "stopped_early" for r in runs)}
+    return {
+        "trials": len(runs),
+        "epochs": epochs,
+        "compute_s": compute,
+        "wall_s": wall_s,
+        "overheads": overheads,
+        "best_mAP": best,
+        "stopped": sum(r.data.tags.get("mscm.trial_status") == "stopped_early" for r in runs),
+    }
 
 
 def main() -> int:
@@ -93,27 +108,40 @@ def main() -> int:
             root = Path(tmp, scheduler)
             root.mkdir()
             start = time.perf_counter()
-            outcome = run_search(SearchOptions(
-                space=str(space_file(args, scheduler, root)), name=f"asha-bench-{scheduler}",
-                tracking_uri=f"sqlite:///{root / 'mlflow.db'}", storage_path=str(root / "ray_results"),
-                optuna_url=f"sqlite:///{root / 'optuna.db'}", log_models=False,
-            ))
+            outcome = run_search(
+                SearchOptions(
+                    space=str(space_file(args, scheduler, root)),
+                    name=f"asha-bench-{scheduler}",
+                    tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                    storage_path=str(root / "ray_results"),
+                    optuna_url=f"sqlite:///{root / 'optuna.db'}",
+                    log_models=False,
+                )
+            )
             figures[scheduler] = measure(outcome, time.perf_counter() - start)
 
     a, n = figures["asha"], figures["none"]
-    print(f"\n{args.space}: {args.trials} trials x {args.epochs} epochs, random sampler seed {args.seed} "
-          f"(same configurations in both), ASHA grace {args.grace}, reduction {args.reduction}")
+    print(
+        f"\n{args.space}: {args.trials} trials x {args.epochs} epochs, random sampler seed {args.seed} "
+        f"(same configurations in both), ASHA grace {args.grace}, reduction {args.reduction}"
+    )
     print(f"{'':<22}{'ASHA':>12}{'no stopping':>14}{'ASHA / none':>13}")
-    for label, key, fmt in (("trials stopped early", "stopped", "{:.0f}"), ("epochs trained", "epochs", "{:.0f}"),
-                            ("train + eval time (s)", "compute_s", "{:.1f}"), ("search wall time (s)", "wall_s", "{:.1f}"),
-                            ("best mAP", "best_mAP", "{:.4f}")):
+    for label, key, fmt in (
+        ("trials stopped early", "stopped", "{:.0f}"),
+        ("epochs trained", "epochs", "{:.0f}"),
+        ("train + eval time (s)", "compute_s", "{:.1f}"),
+        ("search wall time (s)", "wall_s", "{:.1f}"),
+        ("best mAP", "best_mAP", "{:.4f}"),
+    ):
         ratio = f"{a[key] / n[key]:.2f}" if n[key] else "-"  # no ratio against zero (no stops without ASHA)
         print(f"{label:<22}{fmt.format(a[key]):>12}{fmt.format(n[key]):>14}{ratio:>13}")
     for name, f in figures.items():
         o = f["overheads"]
         if o:
-            print(f"trial start -> first step ({name}): mean {sum(o) / len(o):.1f} s, min {min(o):.1f}, max {max(o):.1f} "
-                  f"over {len(o)} trials")
+            print(
+                f"trial start -> first step ({name}): mean {sum(o) / len(o):.1f} s, min {min(o):.1f}, max {max(o):.1f} "
+                f"over {len(o)} trials"
+            )
     saved = 1 - a["compute_s"] / n["compute_s"] if n["compute_s"] else float("nan")
     print(f"ASHA saved {100 * saved:.0f}% of the training compute; best mAP {a['best_mAP']:.4f} vs {n['best_mAP']:.4f}")
     return 0

@@ -49,19 +49,26 @@ def sysu_shaped(rng: np.random.Generator) -> VIReIDDataset:
     pairs = [(int(p), c) for p in pids for c in (1, 2, 4, 5)]
     folders = [pairs[i] for i in sorted(rng.choice(len(pairs), SYSU_FOLDERS, replace=False))]
     sizes = rng.multinomial(SYSU_VISIBLE - SYSU_FOLDERS, np.full(SYSU_FOLDERS, 1 / SYSU_FOLDERS)) + 1
-    vis = [ImageRecord(f"cam{c}/{p:04d}/{k + 1:04d}.jpg", p, c, Modality.VISIBLE)
-           for (p, c), n in zip(folders, sizes) for k in range(n)]
+    vis = [
+        ImageRecord(f"cam{c}/{p:04d}/{k + 1:04d}.jpg", p, c, Modality.VISIBLE)
+        for (p, c), n in zip(folders, sizes)
+        for k in range(n)
+    ]
     ir_pairs = [(int(p), c) for p in pids for c in (3, 6)]
     ir_sizes = rng.multinomial(SYSU_QUERIES - len(ir_pairs), np.full(len(ir_pairs), 1 / len(ir_pairs))) + 1
-    ir = [ImageRecord(f"cam{c}/{p:04d}/{k + 1:04d}.jpg", p, c, Modality.INFRARED)
-          for (p, c), n in zip(ir_pairs, ir_sizes) for k in range(n)]
+    ir = [
+        ImageRecord(f"cam{c}/{p:04d}/{k + 1:04d}.jpg", p, c, Modality.INFRARED)
+        for (p, c), n in zip(ir_pairs, ir_sizes)
+        for k in range(n)
+    ]
     return VIReIDDataset("sysu", "(bench)", [], [], vis, ir, 0)
 
 
 def features_for(pids: np.ndarray, centres: torch.Tensor, rng: np.random.Generator, noise: float) -> torch.Tensor:
     """Random unit features around their identity's centre (so rankings are not uniform noise)."""
     x = centres[torch.from_numpy(pids)] + noise * torch.from_numpy(
-        rng.standard_normal((len(pids), centres.shape[1]), dtype=np.float32))
+        rng.standard_normal((len(pids), centres.shape[1]), dtype=np.float32)
+    )
     return F.normalize(x, dim=1)
 
 
@@ -92,8 +99,10 @@ def bench_sysu(dim: int, repeats: int, device: str) -> None:
     splits = [trial_split(spec, ds, t, "single", pool, folders) for t in range(10)]
     union = np.unique(np.concatenate([s.gallery for s in splits]))
     sizes = sorted({len(s.gallery) for s in splits})
-    print(f"SYSU-MM01 all-search single-shot, 10 trials: {len(pool.query)} queries x {sizes} gallery "
-          f"(union of the 10 draws: {len(union)}), dim {dim}, device {device}")
+    print(
+        f"SYSU-MM01 all-search single-shot, 10 trials: {len(pool.query)} queries x {sizes} gallery "
+        f"(union of the 10 draws: {len(union)}), dim {dim}, device {device}"
+    )
 
     def shared_distances():
         return distances(qf, gf[g_row[union]]).cpu().numpy()
@@ -104,8 +113,15 @@ def bench_sysu(dim: int, repeats: int, device: str) -> None:
         out = []
         for t in range(10):
             s = trial_split(spec, ds, t, "single", pool, folders)
-            scores = score_distmat(shared, q_pids, g_pids_all[s.gallery], q_cams=q_cams, g_cams=g_cams_all[s.gallery],
-                                   removal="sysu", columns=np.searchsorted(union, s.gallery))
+            scores = score_distmat(
+                shared,
+                q_pids,
+                g_pids_all[s.gallery],
+                q_cams=q_cams,
+                g_cams=g_cams_all[s.gallery],
+                removal="sysu",
+                columns=np.searchsorted(union, s.gallery),
+            )
             out.append(summarize(scores, cmc="dedup"))
         return out
 
@@ -123,14 +139,22 @@ def bench_sysu(dim: int, repeats: int, device: str) -> None:
     t_ref, ref = best_of(reference, 1)
     for a, b in zip(fast, ref):  # same numbers, or the timing comparison means nothing
         np.testing.assert_allclose(list(a.as_dict().values()), list(b.as_dict().values()), rtol=1e-9)
-    print(f"  metrics, 10 trials (draws, camera rule, ranking, CMC/mAP/mINP) from the distances: "
-          f"{t_metrics:.3f} s  (best of {repeats}; target < 0.5 s)")
-    print(f"  distance matrix, queries x union of the draws (one {len(pool.query)}x{len(union)}x{dim} product): "
-          f"{t_dist:.3f} s")
-    print(f"  evaluate_protocol end to end from features (both of the above): {t_proto:.3f} s  "
-          f"mean R1 {100 * res.mean['rank1']:.2f}%  mAP {100 * res.mean['mAP']:.2f}%  mINP {100 * res.mean['mINP']:.2f}%")
-    print(f"  reference per-query loop on the same 10 distance matrices: {t_ref:.3f} s  "
-          f"-> ratio reference / metrics {t_ref / t_metrics:.1f}x")
+    print(
+        f"  metrics, 10 trials (draws, camera rule, ranking, CMC/mAP/mINP) from the distances: "
+        f"{t_metrics:.3f} s  (best of {repeats}; target < 0.5 s)"
+    )
+    print(
+        f"  distance matrix, queries x union of the draws (one {len(pool.query)}x{len(union)}x{dim} product): "
+        f"{t_dist:.3f} s"
+    )
+    print(
+        f"  evaluate_protocol end to end from features (both of the above): {t_proto:.3f} s  "
+        f"mean R1 {100 * res.mean['rank1']:.2f}%  mAP {100 * res.mean['mAP']:.2f}%  mINP {100 * res.mean['mINP']:.2f}%"
+    )
+    print(
+        f"  reference per-query loop on the same 10 distance matrices: {t_ref:.3f} s  "
+        f"-> ratio reference / metrics {t_ref / t_metrics:.1f}x"
+    )
 
 
 class PeakRSS:
@@ -145,7 +169,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.proc.memory_info().rss)
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.start = self.proc.memory_info().rss
         self.peak = self.start
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -159,8 +183,10 @@ class PeakRSS:
 
 
 def bench_large(nq: int, ng: int, dim: int, ids: int, ref_queries: int, budget: int, device: str) -> None:
-    print(f"\nLarge gallery: {nq} queries x {ng} gallery, dim {dim}, {ids} identities, float32, device {device}, "
-          f"block memory budget {budget / 2**20:.0f} MiB")
+    print(
+        f"\nLarge gallery: {nq} queries x {ng} gallery, dim {dim}, {ids} identities, float32, device {device}, "
+        f"block memory budget {budget / 2**20:.0f} MiB"
+    )
     rng = np.random.default_rng(1)
     g_pids = rng.integers(0, ids, ng)
     q_pids = rng.integers(0, ids, nq)
@@ -169,13 +195,15 @@ def bench_large(nq: int, ng: int, dim: int, ids: int, ref_queries: int, budget: 
     t0 = time.perf_counter()
     # Features made in pieces so generating them never holds a second full copy.
     centres = torch.randn(ids, dim, generator=torch.Generator().manual_seed(0))
-    def make(pids: np.ndarray) -> torch.Tensor:
+
+    def make(pids: np.ndarray, centres: torch.Tensor) -> torch.Tensor:
         out = torch.empty(len(pids), dim)
         for lo in range(0, len(pids), 20000):
-            p = torch.from_numpy(pids[lo:lo + 20000])
-            out[lo:lo + 20000] = F.normalize(centres[p] + 3.5 * torch.randn(len(p), dim), dim=1)
+            p = torch.from_numpy(pids[lo : lo + 20000])
+            out[lo : lo + 20000] = F.normalize(centres[p] + 3.5 * torch.randn(len(p), dim), dim=1)
         return out.to(device)
-    gf, qf = make(g_pids), make(q_pids)
+
+    gf, qf = make(g_pids, centres), make(q_pids, centres)
     del centres
     feat_bytes = (gf.numel() + qf.numel()) * 4
     print(f"  features generated in {time.perf_counter() - t0:.1f} s ({feat_bytes / GiB:.2f} GiB)")
@@ -185,16 +213,29 @@ def bench_large(nq: int, ng: int, dim: int, ids: int, ref_queries: int, budget: 
         torch.cuda.reset_peak_memory_stats()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        scores = score_features(qf, gf, q_pids, g_pids, q_cams=q_cams, g_cams=g_cams, removal="same-camera",
-                                memory_budget=budget, progress=True)
+        scores = score_features(
+            qf,
+            gf,
+            q_pids,
+            g_pids,
+            q_cams=q_cams,
+            g_cams=g_cams,
+            removal="same-camera",
+            memory_budget=budget,
+            progress=True,
+        )
         metrics = summarize(scores, cmc="dedup")
         if device == "cuda":
             torch.cuda.synchronize()
         t_rank = time.perf_counter() - t0
-    print(f"  chunked ranking + metrics: {t_rank:.1f} s  (R1 {100 * metrics.rank(1):.2f}%, mAP {100 * metrics.mAP:.2f}%)")
-    print(f"  memory: RSS before ranking {mem.start / GiB:.2f} GiB (features + runtime), peak during ranking "
-          f"{mem.peak / GiB:.2f} GiB, extra for ranking {(mem.peak - mem.start) / GiB:.2f} GiB; "
-          f"process ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (target < 4 GiB)")
+    print(
+        f"  chunked ranking + metrics: {t_rank:.1f} s  (R1 {100 * metrics.rank(1):.2f}%, mAP {100 * metrics.mAP:.2f}%)"
+    )
+    print(
+        f"  memory: RSS before ranking {mem.start / GiB:.2f} GiB (features + runtime), peak during ranking "
+        f"{mem.peak / GiB:.2f} GiB, extra for ranking {(mem.peak - mem.start) / GiB:.2f} GiB; "
+        f"process ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (target < 4 GiB)"
+    )
     if device == "cuda":
         print(f"  GPU peak allocated during ranking: {torch.cuda.max_memory_allocated() / GiB:.2f} GiB")
 
@@ -209,17 +250,23 @@ def bench_large(nq: int, ng: int, dim: int, ids: int, ref_queries: int, budget: 
     ref = reference_metrics(d, q_pids[sub], g_pids, removed)
     t_loop_sub = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fast_sub = summarize(score_distmat(d, q_pids[sub], g_pids, q_cams=q_cams[sub], g_cams=g_cams,
-                                       removal="same-camera", overwrite=True), cmc="dedup")
+    fast_sub = summarize(
+        score_distmat(d, q_pids[sub], g_pids, q_cams=q_cams[sub], g_cams=g_cams, removal="same-camera", overwrite=True),
+        cmc="dedup",
+    )
     t_fast_sub = time.perf_counter() - t0
     np.testing.assert_allclose(list(fast_sub.as_dict().values()), list(ref.as_dict().values()), rtol=1e-9)
     scale = nq / ref_queries
     t_ref = (t_dist_sub + t_loop_sub) * scale
-    print(f"  on the first {ref_queries} queries: distance product {t_dist_sub:.1f} s, ranking + metrics "
-          f"{t_fast_sub:.2f} s, reference per-query loop {t_loop_sub:.1f} s (same numbers)")
-    print(f"  reference (product + loop) extrapolated linearly to {nq} queries: {t_ref:.0f} s (not measured in full); "
-          f"ratio reference / chunked: {t_ref / t_rank:.1f}x; ranking alone, loop / vectorised: "
-          f"{t_loop_sub / t_fast_sub:.1f}x")
+    print(
+        f"  on the first {ref_queries} queries: distance product {t_dist_sub:.1f} s, ranking + metrics "
+        f"{t_fast_sub:.2f} s, reference per-query loop {t_loop_sub:.1f} s (same numbers)"
+    )
+    print(
+        f"  reference (product + loop) extrapolated linearly to {nq} queries: {t_ref:.0f} s (not measured in full); "
+        f"ratio reference / chunked: {t_ref / t_rank:.1f}x; ranking alone, loop / vectorised: "
+        f"{t_loop_sub / t_fast_sub:.1f}x"
+    )
 
 
 def main() -> None:
@@ -237,8 +284,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {psutil.cpu_count()} CPUs")
     bench_sysu(args.dim, args.repeats, args.device)
     if not args.skip_large:
-        bench_large(args.large_queries, args.large_gallery, args.dim, args.large_ids, args.reference_queries,
-                    args.memory_budget_mib * 2**20, args.device)
+        bench_large(
+            args.large_queries,
+            args.large_gallery,
+            args.dim,
+            args.large_ids,
+            args.reference_queries,
+            args.memory_budget_mib * 2**20,
+            args.device,
+        )
 
 
 if __name__ == "__main__":

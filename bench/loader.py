@@ -73,11 +73,15 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
         sh, sw = (int(v) for v in args.source_size.split("x"))
         t = time.perf_counter()
         root = ensure_synthetic(args.dataset, args.identities, 0, sh, sw, root=tmp / "data", progress=False)
-        print(f"synthetic {args.dataset} data ({args.identities} ids, {sh}x{sw} files) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"synthetic {args.dataset} data ({args.identities} ids, {sh}x{sw} files) in {time.perf_counter() - t:.1f} s"
+        )
     ds = read_dataset(args.dataset, root)
     print(ds.summary())
-    print(f"device {device}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "
-          f"P={args.P} K={args.K} ({2 * args.P * args.K} images/step), {args.steps} timed steps")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, loader workers {args.workers}, "
+        f"P={args.P} K={args.K} ({2 * args.P * args.K} images/step), {args.steps} timed steps"
+    )
     cache_dir = Path(args.cache_dir) if args.cache_dir else tmp / "cache"
     augment = QuadAugment(AugmentConfig(), streams=4)
     rows = []
@@ -86,18 +90,25 @@ def bench(args: argparse.Namespace, tmp: Path) -> None:
         t = time.perf_counter()
         vis, ir = (ImageCache(r, h, w, cache_dir, progress=False) for r in (ds.train_visible, ds.train_infrared))
         build = time.perf_counter() - t
-        print(f"{h}x{w}: cache of {len(vis) + len(ir)} images built in {build:.1f} s "
-              f"({(len(vis) + len(ir)) / build:.0f} images/s, {(vis.array.nbytes + ir.array.nbytes) / 2**20:.0f} MiB)")
+        print(
+            f"{h}x{w}: cache of {len(vis) + len(ir)} images built in {build:.1f} s "
+            f"({(len(vis) + len(ir)) / build:.0f} images/s, {(vis.array.nbytes + ir.array.nbytes) / 2**20:.0f} MiB)"
+        )
         pin = device.type == "cuda"
         for name in ("cached", "uncached"):
-            sampler = IdentitySampler([r.label for r in vis.records], [r.label for r in ir.records], args.P, args.K,
-                                      seed=0, iterations_per_epoch=args.steps + args.warmup)
+            sampler = IdentitySampler(
+                [r.label for r in vis.records],
+                [r.label for r in ir.records],
+                args.P,
+                args.K,
+                seed=0,
+                iterations_per_epoch=args.steps + args.warmup,
+            )
             if name == "cached":  # the training loader itself
                 loader = TrainLoader(vis, ir, sampler, workers=args.workers, pin_memory=pin)
             else:
                 reader = DecodeEveryStep([r.path for r in vis.records], [r.path for r in ir.records], h, w)
-                loader = DataLoader(reader, sampler=sampler, batch_size=None, num_workers=args.workers,
-                                    pin_memory=pin)
+                loader = DataLoader(reader, sampler=sampler, batch_size=None, num_workers=args.workers, pin_memory=pin)
             seconds, images, views = run(loader, augment, device, args.warmup)
             rows.append((f"{h}x{w}", name, images / seconds, views / seconds, 1000 * seconds / args.steps))
     print(f"\n{'size':>8}  {'path':>8}  {'images/s':>9}  {'views/s':>9}  {'ms/step':>8}")

@@ -50,15 +50,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mscm-bench-preflight-") as tmp:
         tmp = Path(tmp)
         env = {**os.environ, "MSCM_HOME": str(tmp / "home"), "PYTHONPATH": str(REPO / "platform")}
-        stores = ["--tracking-uri", f"sqlite:///{tmp / 'stores' / 'mlflow.db'}",
-                  "--set", f"train.storage_path={tmp / 'stores' / 'ray'}"]
-        root_s, root_line = time_to_error(["train", "-c", "smoke", "--set", f"data.root={tmp / 'missing'}", *stores],
-                                          env, tmp, args.runs)
+        stores = [
+            "--tracking-uri",
+            f"sqlite:///{tmp / 'stores' / 'mlflow.db'}",
+            "--set",
+            f"train.storage_path={tmp / 'stores' / 'ray'}",
+        ]
+        root_s, root_line = time_to_error(
+            ["train", "-c", "smoke", "--set", f"data.root={tmp / 'missing'}", *stores], env, tmp, args.runs
+        )
         small = ensure_synthetic("sysu", 48, 0, 128, 64, root=tmp / "small", progress=False)
         victim = sorted((small / "cam1").glob("*/*.jpg"))[0]
         victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
-        jpeg_s, jpeg_line = time_to_error(["train", "-c", "smoke", "--set", f"data.root={small}", *stores],
-                                          env, tmp, args.runs)
+        jpeg_s, jpeg_line = time_to_error(
+            ["train", "-c", "smoke", "--set", f"data.root={small}", *stores], env, tmp, args.runs
+        )
         print(f"bad dataset root:  {root_s:5.2f} s to the error line (target < 15 s)\n  {root_line}")
         print(f"truncated JPEG:    {jpeg_s:5.2f} s to the error line (target < 30 s)\n  {jpeg_line}")
 
@@ -72,9 +78,11 @@ def main() -> None:
         check = check_dataset(cfg.data, progress=True)
         took = time.perf_counter() - start
         d = check.dataset
-        print(f"preflight of {check.images} images ({d.num_classes} training ids, "
-              f"{len({r.pid for r in d.test_visible})} test ids): {took:.2f} s, "
-              f"{took * 10_000 / check.images:.2f} s per 10,000 images, {len(check.unreadable)} unreadable")
+        print(
+            f"preflight of {check.images} images ({d.num_classes} training ids, "
+            f"{len({r.pid for r in d.test_visible})} test ids): {took:.2f} s, "
+            f"{took * 10_000 / check.images:.2f} s per 10,000 images, {len(check.unreadable)} unreadable"
+        )
 
 
 if __name__ == "__main__":

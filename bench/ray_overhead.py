@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
-from mscm.config import load_run_config  # noqa: E402
 from mscm.cli._common import parse_overrides  # noqa: E402
+from mscm.config import load_run_config  # noqa: E402
 
 
 def main() -> int:
@@ -43,11 +43,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="mscm-ray-overhead-") as tmp:
         values = {
-            "schedule.epochs": args.epochs, "schedule.warmup_epochs": 0, "schedule.milestones": [],
-            "data.iterations_per_epoch": args.iterations, "eval.trials": 1,
-            "train.num_workers": args.workers, "train.use_gpu": args.gpu,
+            "schedule.epochs": args.epochs,
+            "schedule.warmup_epochs": 0,
+            "schedule.milestones": [],
+            "data.iterations_per_epoch": args.iterations,
+            "eval.trials": 1,
+            "train.num_workers": args.workers,
+            "train.use_gpu": args.gpu,
             "train.checkpoints_to_keep": args.epochs,  # every epoch's metrics come back with the result
-            "train.storage_path": str(Path(tmp, "ray_results")), "tracking.system_metrics": False,
+            "train.storage_path": str(Path(tmp, "ray_results")),
+            "tracking.system_metrics": False,
         }
         values.update(parse_overrides(args.set))
         cfg = load_run_config(args.config, values)
@@ -66,10 +71,17 @@ def main() -> int:
     first = rows[0]
     to_loop = first["perf/loop_start_wall"] - fit_start
     to_step = first["perf/first_step_wall"] - fit_start
-    print(f"\n{cfg.name}: {cfg.model.backbone} at {cfg.data.height}x{cfg.data.width}, {args.workers} worker(s), "
-          f"{args.iterations} steps/epoch, {args.epochs} epochs")
-    print(f"fit() -> worker loop start     {to_loop:7.2f} s   (Ray: controller, placement group, worker actors, process group)")
-    print(f"fit() -> first training step   {to_step:7.2f} s   (+ data cache, model, DDP wrap: {to_step - to_loop:.2f} s)")
+    print(
+        f"\n{cfg.name}: {cfg.model.backbone} at {cfg.data.height}x{cfg.data.width}, {args.workers} worker(s), "
+        f"{args.iterations} steps/epoch, {args.epochs} epochs"
+    )
+    print(
+        f"fit() -> worker loop start     {to_loop:7.2f} s   "
+        "(Ray: controller, placement group, worker actors, process group)"
+    )
+    print(
+        f"fit() -> first training step   {to_step:7.2f} s   (+ data cache, model, DDP wrap: {to_step - to_loop:.2f} s)"
+    )
     print(f"{'epoch':>5} {'train s':>8} {'eval s':>7} {'ckpt+report s':>14} {'share of epoch':>15}")
     shares = []
     for i, row in enumerate(rows):
@@ -79,12 +91,16 @@ def main() -> int:
         share = report_s / train_s if report_s is not None else None
         if share is not None:
             shares.append(share)
-        print(f"{int(row['epoch']):>5} {train_s:8.2f} {eval_s:7.2f} "
-              f"{report_s if report_s is not None else float('nan'):14.3f} "
-              f"{(100 * share if share is not None else float('nan')):14.2f}%")
+        print(
+            f"{int(row['epoch']):>5} {train_s:8.2f} {eval_s:7.2f} "
+            f"{report_s if report_s is not None else float('nan'):14.3f} "
+            f"{(100 * share if share is not None else float('nan')):14.2f}%"
+        )
     epochs_s = sum(r["perf/epoch_time_s"] + r.get("perf/eval_time_s", 0.0) for r in rows)
-    print(f"fit() total {fit_s:.1f} s; epochs (train + eval) {epochs_s:.1f} s; "
-          f"everything else {fit_s - epochs_s:.1f} s ({100 * (fit_s - epochs_s) / fit_s:.1f}% of fit)")
+    print(
+        f"fit() total {fit_s:.1f} s; epochs (train + eval) {epochs_s:.1f} s; "
+        f"everything else {fit_s - epochs_s:.1f} s ({100 * (fit_s - epochs_s) / fit_s:.1f}% of fit)"
+    )
     if shares:
         print(f"checkpoint + report: mean {100 * sum(shares) / len(shares):.2f}% of an epoch (target < 10%)")
     return 0

@@ -38,18 +38,30 @@ def line(name: str, result: EvalResult) -> str:
     """Means (± std over trials) in percent."""
     m = {k: 100 * v for k, v in result.mean.items()}
     s = {k: 100 * v for k, v in result.std.items()}
-    return (f"{name:<28} R1 {m['rank1']:5.1f} ± {s['rank1']:4.1f}  R10 {m['rank10']:5.1f}  "
-            f"mAP {m['mAP']:5.1f} ± {s['mAP']:4.1f}  mINP {m['mINP']:5.1f}")
+    return (
+        f"{name:<28} R1 {m['rank1']:5.1f} ± {s['rank1']:4.1f}  R10 {m['rank10']:5.1f}  "
+        f"mAP {m['mAP']:5.1f} ± {s['mAP']:4.1f}  mINP {m['mINP']:5.1f}"
+    )
 
 
 def config(layout: str, root: Path, protocol: str, trials: int, cache_dir: Path, epochs: int) -> RunConfig:
     """The shipped CPU smoke recipe (resnet18 at 128x64) pointed at this dataset."""
-    return load_run_config("smoke", {
-        "data.dataset": layout, "data.root": str(root), "data.cache_dir": str(cache_dir),
-        "data.identities_per_batch": 6, "data.instances_per_identity": 4, "data.iterations_per_epoch": None,
-        "eval.protocol": protocol, "eval.trials": trials,
-        "schedule.epochs": max(epochs, 1), "schedule.warmup_epochs": min(1, epochs), "schedule.milestones": [],
-    })
+    return load_run_config(
+        "smoke",
+        {
+            "data.dataset": layout,
+            "data.root": str(root),
+            "data.cache_dir": str(cache_dir),
+            "data.identities_per_batch": 6,
+            "data.instances_per_identity": 4,
+            "data.iterations_per_epoch": None,
+            "eval.protocol": protocol,
+            "eval.trials": trials,
+            "schedule.epochs": max(epochs, 1),
+            "schedule.warmup_epochs": min(1, epochs),
+            "schedule.milestones": [],
+        },
+    )
 
 
 def main() -> None:
@@ -84,14 +96,22 @@ def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
     ds = read_dataset(args.layout, root)
     print(ds.summary())
     cfg = config(args.layout, root, protocol, args.trials, tmp / "cache", args.epochs)
-    vis, ir = (ImageCache(r, HEIGHT, WIDTH, cfg.data.cache_dir, progress=False) for r in (ds.test_visible, ds.test_infrared))
+    vis, ir = (
+        ImageCache(r, HEIGHT, WIDTH, cfg.data.cache_dir, progress=False) for r in (ds.test_visible, ds.test_infrared)
+    )
     pool = candidates(get_protocol(protocol), ds)
-    print(f"protocol {protocol}: {len(pool.query)} queries, {len(pool.gallery)} gallery candidates, "
-          f"{args.trials} trials")
+    print(
+        f"protocol {protocol}: {len(pool.query)} queries, {len(pool.gallery)} gallery candidates, {args.trials} trials"
+    )
 
     gen = torch.Generator().manual_seed(0)
-    rand = evaluate_protocol(protocol, ds, torch.randn(len(pool.query), 64, generator=gen),
-                             torch.randn(len(pool.gallery), 64, generator=gen), trials=args.trials)
+    rand = evaluate_protocol(
+        protocol,
+        ds,
+        torch.randn(len(pool.query), 64, generator=gen),
+        torch.randn(len(pool.gallery), 64, generator=gen),
+        trials=args.trials,
+    )
     print(line("random features (chance)", rand))
 
     model = build_model(cfg.model, ds.num_classes, HEIGHT, WIDTH).eval()
@@ -104,8 +124,10 @@ def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
         for _ in range(args.epochs):
             t = time.perf_counter()
             stats = engine.train_epoch()
-            print(f"  epoch {engine.epoch}: {stats['perf/steps']} steps in {time.perf_counter() - t:.0f} s, "
-                  f"loss {stats['loss/total']:.3f}, train acc {stats['train/accuracy']:.2f}")
+            print(
+                f"  epoch {engine.epoch}: {stats['perf/steps']} steps in {time.perf_counter() - t:.0f} s, "
+                f"loss {stats['loss/total']:.3f}, train acc {stats['train/accuracy']:.2f}"
+            )
         engine.module.eval()
         print(line(f"after {args.epochs} epochs", engine.evaluate(trials=args.trials)))
 

@@ -48,11 +48,10 @@ def main() -> int:
     parser.add_argument("--store", required=True, help="MLflow tracking URI of the finished search")
     parser.add_argument("--search", required=True, help="the search's name")
     args = parser.parse_args()
+    import mlflow
     from mlflow import MlflowClient
 
     from mscm.tracking.trials import find_search, trial_runs
-
-    import mlflow
 
     mlflow.set_tracking_uri(args.store)  # mlflow.pytorch.load_model reads the global URI
     client = MlflowClient(tracking_uri=args.store)
@@ -65,15 +64,21 @@ def main() -> int:
         ratio = total / weights if weights else float("nan")
         if weights:
             ratios.append(ratio)
-        print(f"| {run.info.run_name} | {run.data.tags.get('mscm.trial_status')} | {total / 1e6:.1f} MB | "
-              f"{weights / 1e6:.1f} MB | {ratio:.3f} |")
-    print(f"search {args.search}: {len(runs)} trials, {totals / 1e6:.1f} MB in MLflow; "
-          f"worst ratio {max(ratios):.3f} x the weights")
+        print(
+            f"| {run.info.run_name} | {run.data.tags.get('mscm.trial_status')} | {total / 1e6:.1f} MB | "
+            f"{weights / 1e6:.1f} MB | {ratio:.3f} |"
+        )
+    print(
+        f"search {args.search}: {len(runs)} trials, {totals / 1e6:.1f} MB in MLflow; "
+        f"worst ratio {max(ratios):.3f} x the weights"
+    )
     paper = paper_weights_bytes()
     worst = max(ratios)
-    print(f"paper scale (sysu recipe, resnet50, {SYSU_TRAIN_IDS} ids): weights {paper / 1e6:.1f} MB; "
-          f"at {worst:.3f} x: {worst * paper / 1e6:.0f} MB per trial, "
-          f"{MIMB_TRIALS * worst * paper / 1e9:.1f} GB for the {MIMB_TRIALS}-trial mimb search")
+    print(
+        f"paper scale (sysu recipe, resnet50, {SYSU_TRAIN_IDS} ids): weights {paper / 1e6:.1f} MB; "
+        f"at {worst:.3f} x: {worst * paper / 1e6:.0f} MB per trial, "
+        f"{MIMB_TRIALS * worst * paper / 1e9:.1f} GB for the {MIMB_TRIALS}-trial mimb search"
+    )
     return 0
 
 

@@ -81,20 +81,34 @@ def mscm_step(backbone: str, h: int, w: int, per_stream: int, device: torch.devi
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
     g = torch.Generator().manual_seed(0)
-    views = [torch.randn(per_stream, 3, h, w, generator=g).to(device).contiguous(memory_format=fmt)
-             for _ in range(cfg.streams)]
+    views = [
+        torch.randn(per_stream, 3, h, w, generator=g).to(device).contiguous(memory_format=fmt)
+        for _ in range(cfg.streams)
+    ]
     ids = torch.randperm(NUM_CLASSES, generator=g)[:IDENTITIES]
     per = ids[torch.arange(per_stream) % IDENTITIES]  # P identities, K images each (24 = 6 x 4)
     labels = per.repeat(cfg.streams).to(device)
     criterion = MSCMLoss(LossConfig(), cfg.streams)
-    return Step(model, views, labels, lambda out, y: criterion(out, y)["total"],
-                build_optimizer(model, OptimConfig()), cuda, device)
+    return Step(
+        model,
+        views,
+        labels,
+        lambda out, y: criterion(out, y)["total"],
+        build_optimizer(model, OptimConfig()),
+        cuda,
+        device,
+    )
 
 
 def reference_step(backbone: str, h: int, w: int, batch: int, device: torch.device) -> Step:
     from mscm.model.backbone import BUILDERS
 
-    model = BUILDERS[backbone](weights=None, num_classes=NUM_CLASSES).to(device).train().to(memory_format=torch.channels_last)
+    model = (
+        BUILDERS[backbone](weights=None, num_classes=NUM_CLASSES)
+        .to(device)
+        .train()
+        .to(memory_format=torch.channels_last)
+    )
     x = torch.randn(batch, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -120,13 +134,21 @@ def time_steps(step: Step, warmup: int, steps: int, label: str) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--cases", nargs="+", type=parse_case, default=[("resnet50", 384, 192), ("resnet18", 128, 64)],
-                   metavar="BACKBONE@HxW", help="default: resnet50@384x192 resnet18@128x64")
+    p.add_argument(
+        "--cases",
+        nargs="+",
+        type=parse_case,
+        default=[("resnet50", 384, 192), ("resnet18", 128, 64)],
+        metavar="BACKBONE@HxW",
+        help="default: resnet50@384x192 resnet18@128x64",
+    )
     p.add_argument("--per-stream", type=int, default=IDENTITIES * INSTANCES, help="images per stream (paper: 24)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--no-reference", action="store_true", help="CUDA: skip the plain torchvision ResNet reference")
-    p.add_argument("--full-epoch", metavar="RECIPE", help="time one epoch of the training engine on this recipe instead")
+    p.add_argument(
+        "--full-epoch", metavar="RECIPE", help="time one epoch of the training engine on this recipe instead"
+    )
     p.add_argument("--iterations", type=int, default=20, help="--full-epoch: steps in the epoch")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="--full-epoch: config overrides")
     args = p.parse_args()
@@ -142,8 +164,10 @@ def main() -> int:
         print(f"device: {torch.cuda.get_device_name(device)}, bf16 autocast, channels_last")
     else:
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-        print(f"device: CPU, {torch.get_num_threads()} torch threads, fp32; load average {load} "
-              f"(other processes on this machine slow the figures down)")
+        print(
+            f"device: CPU, {torch.get_num_threads()} torch threads, fp32; load average {load} "
+            f"(other processes on this machine slow the figures down)"
+        )
     print(f"step = forward + backward (CE + QCT) + SGD; {args.warmup} warm-up + {args.steps} timed steps")
 
     for backbone, h, w in args.cases:
@@ -151,16 +175,24 @@ def main() -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
         ips = time_steps(step, args.warmup, args.steps, f"{backbone}@{h}x{w}")
-        mem = (f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if cuda
-               else f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
-        print(f"MSCMNet {backbone} {h}x{w}, batch {step.images} ({args.per_stream} x {len(step.views)} streams): "
-              f"{ips:8.1f} images/s ({step.images / ips:.2f} s/step), {mem}")
-        del step
+        mem = (
+            f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+            if cuda
+            else f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB"
+        )
+        print(
+            f"MSCMNet {backbone} {h}x{w}, batch {step.images} ({args.per_stream} x {len(step.views)} streams): "
+            f"{ips:8.1f} images/s ({step.images / ips:.2f} s/step), {mem}"
+        )
+        images = step.images
+        del step  # free its memory before the reference runs
         if cuda and not args.no_reference:
-            ref = reference_step(backbone, h, w, step.images, device)
+            ref = reference_step(backbone, h, w, images, device)
             ref_ips = time_steps(ref, args.warmup, args.steps, f"torchvision {backbone}@{h}x{w}")
-            print(f"  reference torchvision {backbone} {h}x{w}, batch {ref.images}, CE: {ref_ips:8.1f} images/s; "
-                  f"MSCMNet / reference = {ips / ref_ips:.2f}")
+            print(
+                f"  reference torchvision {backbone} {h}x{w}, batch {ref.images}, CE: {ref_ips:8.1f} images/s; "
+                f"MSCMNet / reference = {ips / ref_ips:.2f}"
+            )
             del ref
     return 0
 
@@ -172,8 +204,12 @@ def full_epoch(args: argparse.Namespace) -> int:
     from mscm.train.engine import Engine
 
     cuda = args.device == "cuda"
-    values = {"data.iterations_per_epoch": args.iterations, "train.use_gpu": cuda,
-              "schedule.warmup_epochs": 0, "schedule.milestones": []}
+    values = {
+        "data.iterations_per_epoch": args.iterations,
+        "train.use_gpu": cuda,
+        "schedule.warmup_epochs": 0,
+        "schedule.milestones": [],
+    }
     if cuda:
         values["train.precision"] = "bf16"
     values.update(parse_overrides(args.set))
@@ -182,9 +218,11 @@ def full_epoch(args: argparse.Namespace) -> int:
     engine.train_epoch()
     m = engine.train_epoch()
     batch = cfg.data.identities_per_batch * cfg.data.instances_per_identity * cfg.model.streams
-    print(f"full epoch, {cfg.name}: {cfg.model.backbone} at {cfg.data.height}x{cfg.data.width}, "
-          f"{int(m['perf/steps'])} steps of {batch} trunk images, {args.device}: "
-          f"{m['perf/images_per_s']:.1f} images/s ({m['perf/epoch_time_s']:.1f} s/epoch, loss {m['loss/total']:.3f})")
+    print(
+        f"full epoch, {cfg.name}: {cfg.model.backbone} at {cfg.data.height}x{cfg.data.width}, "
+        f"{int(m['perf/steps'])} steps of {batch} trunk images, {args.device}: "
+        f"{m['perf/images_per_s']:.1f} images/s ({m['perf/epoch_time_s']:.1f} s/epoch, loss {m['loss/total']:.3f})"
+    )
     return 0
 
 

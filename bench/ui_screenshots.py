@@ -25,9 +25,22 @@ COLUMNS = ["best/mAP", "best/rank1", "best/epoch", "loss.qct_margin", "optim.lr"
 
 
 def run_search(store: Path) -> None:
-    argv = [sys.executable, "-m", "mscm", "tune", "--space", "smoke", "--name", SEARCH,
-            "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--storage-path", str(store / "ray_results"),
-            "--optuna-url", f"sqlite:///{store / 'optuna.db'}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mscm",
+        "tune",
+        "--space",
+        "smoke",
+        "--name",
+        SEARCH,
+        "--tracking-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+        "--storage-path",
+        str(store / "ray_results"),
+        "--optuna-url",
+        f"sqlite:///{store / 'optuna.db'}",
+    ]
     print("$", shlex.join(argv), flush=True)
     subprocess.run(argv, check=True, cwd=store)
 
@@ -44,7 +57,10 @@ def shoot(store: Path, out: Path) -> list[Path]:
     best = select_trial(client, search, "mAP")
     shots = [out / f"mlflow-{name}.png" for name in ("runs-table", "chart-eval-map", "trial-page")]
     shots.append(out / "optuna-study.png")
-    with running_ui(f"sqlite:///{store / 'mlflow.db'}", f"sqlite:///{store / 'optuna.db'}") as (mlflow_url, dashboard_url):
+    with running_ui(f"sqlite:///{store / 'mlflow.db'}", f"sqlite:///{store / 'optuna.db'}") as (
+        mlflow_url,
+        dashboard_url,
+    ):
         with browser_page(2000, 700) as page:
             open_runs_table(page, mlflow_url, search.experiment_id, COLUMNS)
             widen_column(page, "Run Name", 260)
@@ -71,7 +87,8 @@ def main() -> int:
         run_search(store)
         print(f"search: {time.perf_counter() - start:.0f} s; stores in {store}")
     for path in shoot(store, args.out):
-        print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({path.stat().st_size / 1e3:.0f} kB)")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        print(f"wrote {shown} ({path.stat().st_size / 1e3:.0f} kB)")
     return 0
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint on the full test protocol of a dataset. Thin wrapper over `mscm evaluate`.
 
-    python jobs/evaluate.py --checkpoint ray_results/run/checkpoint_000010 --dataset /data/SYSU-MM01
-    python jobs/evaluate.py --checkpoint ckpt --dataset /data/LLCM --layout llcm --flip --json llcm.json
-    python jobs/evaluate.py --checkpoint split1 --checkpoint split2 ... --dataset /data/RegDB   # RegDB: one per split
+python jobs/evaluate.py --checkpoint ray_results/run/checkpoint_000010 --dataset /data/SYSU-MM01
+python jobs/evaluate.py --checkpoint ckpt --dataset /data/LLCM --layout llcm --flip --json llcm.json
+python jobs/evaluate.py --checkpoint split1 --checkpoint split2 ... --dataset /data/RegDB   # RegDB: one per split
 """
 
 import sys

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Train one MSCMNet on Ray Train, logged to MLflow. Thin wrapper over `mscm train`.
 
-    python jobs/train.py --config smoke
-    python jobs/train.py --config sysu --set data.root=/data/SYSU-MM01 --set model.pretrained=/w/resnet50.pth
+python jobs/train.py --config smoke
+python jobs/train.py --config sysu --set data.root=/data/SYSU-MM01 --set model.pretrained=/w/resnet50.pth
 """
 
 import sys

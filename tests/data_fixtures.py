@@ -17,8 +17,9 @@ IDENTITIES = 8
 HEIGHT, WIDTH = 64, 32
 
 
-def synthetic(tmp_path_factory, layout: str, identities: int = IDENTITIES, seed: int = 0,
-              height: int = HEIGHT, width: int = WIDTH) -> Path:
+def synthetic(
+    tmp_path_factory, layout: str, identities: int = IDENTITIES, seed: int = 0, height: int = HEIGHT, width: int = WIDTH
+) -> Path:
     root = tmp_path_factory.getbasetemp() / "synthetic" / f"{layout}-n{identities}-s{seed}-{height}x{width}"
     return ensure_synthetic(layout, identities, seed, height, width, root=root, progress=False)
 

@@ -4,7 +4,8 @@
 mscm.tune.tuner / mscm.tune.tracking): a parent run tagged ``mscm.search=<name>``, ``mscm.kind=search``;
 one nested run per trial with ``ray_trial_id``, ``mscm.trial_status``, and its end record as the search
 writes it (``RunLogger.log_best_checkpoint``: the ``best/<k>`` summary from the checkpoint's
-metrics.json, the ``best_checkpoint`` path tag and the logged inference model); and a failed trial. The checkpoints are tiny resnet18 MSCMNets on a
+metrics.json, the ``best_checkpoint`` path tag and the logged inference model); and a failed trial.
+The checkpoints are tiny resnet18 MSCMNets on a
 synthetic SYSU-layout dataset: one after a few SGD steps of the real loss, one untrained.
 
 An end-to-end test that runs a real tiny search can replace this function (the ``store`` fixture of
@@ -44,11 +45,20 @@ def trial_config(data_root: Path, cache_dir: Path, tracking_uri: str, experiment
     from mscm.config import load_run_config
 
     # The smoke recipe at 64x32: ALB embedding (64/16)*(32/16) = 8, so 4 heads.
-    return load_run_config("smoke", {
-        "data.root": str(data_root), "data.cache_dir": str(cache_dir), "data.height": HEIGHT, "data.width": WIDTH,
-        "model.alb_heads": 4, "eval.trials": 2, "eval.batch_size": 128,
-        "tracking.tracking_uri": tracking_uri, "tracking.experiment": experiment,
-    })
+    return load_run_config(
+        "smoke",
+        {
+            "data.root": str(data_root),
+            "data.cache_dir": str(cache_dir),
+            "data.height": HEIGHT,
+            "data.width": WIDTH,
+            "model.alb_heads": 4,
+            "eval.trials": 2,
+            "eval.batch_size": 128,
+            "tracking.tracking_uri": tracking_uri,
+            "tracking.experiment": experiment,
+        },
+    )
 
 
 def train_steps(model, cfg, dataset, steps: int, seed: int) -> None:
@@ -67,8 +77,12 @@ def train_steps(model, cfg, dataset, steps: int, seed: int) -> None:
     model.train()
     for _ in range(steps):
         ids = rng.choice(dataset.num_classes, 4, replace=False)
-        v = normalize_uint8(torch.from_numpy(vis.take([rng.choice(np.flatnonzero(vl == i)) for i in ids for _ in range(2)])))
-        x = normalize_uint8(torch.from_numpy(ir.take([rng.choice(np.flatnonzero(il == i)) for i in ids for _ in range(2)])))
+        v = normalize_uint8(
+            torch.from_numpy(vis.take([rng.choice(np.flatnonzero(vl == i)) for i in ids for _ in range(2)]))
+        )
+        x = normalize_uint8(
+            torch.from_numpy(ir.take([rng.choice(np.flatnonzero(il == i)) for i in ids for _ in range(2)]))
+        )
         views = [v, v.flip(3), x, x.flip(3)][: cfg.model.streams]
         labels = torch.from_numpy(np.repeat(ids, 2)).repeat(len(views))
         loss = loss_fn(model(*views), labels)["total"]
@@ -78,8 +92,9 @@ def train_steps(model, cfg, dataset, steps: int, seed: int) -> None:
     model.eval()
 
 
-def build_search_store(root: Path, *, search: str = "tiny-search", identities: int = 16,
-                       train_steps_good: int = 2) -> SearchStore:
+def build_search_store(
+    root: Path, *, search: str = "tiny-search", identities: int = 16, train_steps_good: int = 2
+) -> SearchStore:
     from mscm.checkpoint import save_checkpoint
     from mscm.data import read_dataset
     from mscm.data.cache import ImageCache
@@ -110,10 +125,22 @@ def build_search_store(root: Path, *, search: str = "tiny-search", identities: i
         # What the trainer reports with a checkpoint: the test protocol's metrics at that epoch.
         metrics = evaluate(model, dataset, cfg.eval, test_vis, test_ir, progress=False).mean
         metrics["selection_score"] = metrics[cfg.eval.selection_metric]
-        ckpt = save_checkpoint(root / "ray" / trial_id / "checkpoint_000001", cfg=cfg, num_classes=dataset.num_classes,
-                               model=model, epoch=1, metrics=metrics, train_state={"epoch": 1})
-        run = RunLogger(tracking_uri, experiment, run_name=f"train_driver_{trial_id}", parent_run_id=parent.run_id,
-                        tags={"ray_trial_id": trial_id, "trial_name": trial_id})
+        ckpt = save_checkpoint(
+            root / "ray" / trial_id / "checkpoint_000001",
+            cfg=cfg,
+            num_classes=dataset.num_classes,
+            model=model,
+            epoch=1,
+            metrics=metrics,
+            train_state={"epoch": 1},
+        )
+        run = RunLogger(
+            tracking_uri,
+            experiment,
+            run_name=f"train_driver_{trial_id}",
+            parent_run_id=parent.run_id,
+            tags={"ray_trial_id": trial_id, "trial_name": trial_id},
+        )
         run.log_config(cfg)
         # The last report is worse than the best checkpoint: selection must not look at it.
         run.log_metrics({f"eval/{k}": v for k, v in metrics.items()}, step=1)
@@ -124,8 +151,13 @@ def build_search_store(root: Path, *, search: str = "tiny-search", identities: i
         run.end("FINISHED")
         store.trial_runs[trial_id], store.checkpoints[trial_id] = run.run_id, ckpt
         store.notes[trial_id] = metrics
-    failed = RunLogger(tracking_uri, experiment, run_name="train_driver_trial_c", parent_run_id=parent.run_id,
-                       tags={"ray_trial_id": "trial_c"})
+    failed = RunLogger(
+        tracking_uri,
+        experiment,
+        run_name="train_driver_trial_c",
+        parent_run_id=parent.run_id,
+        tags={"ray_trial_id": "trial_c"},
+    )
     failed.log_metrics({"best/mAP": 1.0}, step=1)  # a failed trial never wins, whatever it logged
     failed.set_tags({"mscm.trial_status": "failed", "failure": "non-finite loss"})
     failed.end("FAILED")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from data_fixtures import copy_dataset, synthetic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,20 +38,37 @@ class Stores:
         full_env = {**os.environ, "MSCM_HOME": str(self.home), "PYTHONPATH": str(REPO / "platform")}
         full_env.pop("MLFLOW_TRACKING_URI", None)
         full_env.update(env or {})
-        return subprocess.run([sys.executable, *args], cwd=self.cwd, env=full_env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, *args], cwd=self.cwd, env=full_env, capture_output=True, text=True, timeout=120
+        )
 
     def train(self, *args: str) -> subprocess.CompletedProcess:
-        return self.run("-m", "mscm", "train", "-c", "smoke", *SIZE, "--tracking-uri", f"sqlite:///{self.mlflow}",
-                        "--set", f"train.storage_path={self.ray}", *args)
+        return self.run(
+            "-m",
+            "mscm",
+            "train",
+            "-c",
+            "smoke",
+            *SIZE,
+            "--tracking-uri",
+            f"sqlite:///{self.mlflow}",
+            "--set",
+            f"train.storage_path={self.ray}",
+            *args,
+        )
 
     def tune(self, *args: str) -> subprocess.CompletedProcess:
-        return self.run(str(REPO / "jobs" / "tune_mimb.py"), "--tracking-uri", f"sqlite:///{self.mlflow}",
-                        "--storage-path", str(self.ray), *args)
+        return self.run(
+            str(REPO / "jobs" / "tune_mimb.py"),
+            "--tracking-uri",
+            f"sqlite:///{self.mlflow}",
+            "--storage-path",
+            str(self.ray),
+            *args,
+        )
 
     def untouched(self) -> bool:
-        return (not any(self.home.iterdir()) and not any(self.cwd.iterdir())
-                and not (self.tmp / "stores").exists())
+        return not any(self.home.iterdir()) and not any(self.cwd.iterdir()) and not (self.tmp / "stores").exists()
 
 
 def assert_bad_input(proc: subprocess.CompletedProcess, command: str, *names: str) -> str:
@@ -217,8 +233,9 @@ def test_pretrained_weights_of_another_backbone(stores, sysu, tmp_path):
 
     weights = tmp_path / "resnet18.pth"
     torch.save(_resnet_state("resnet18"), weights)
-    proc = stores.train("--set", f"data.root={sysu}", "--set", f"model.pretrained={weights}",
-                        "--set", "model.backbone=resnet50")
+    proc = stores.train(
+        "--set", f"data.root={sysu}", "--set", f"model.pretrained={weights}", "--set", "model.backbone=resnet50"
+    )
     assert_bad_input(proc, "train", "model.pretrained", str(weights), "resnet50")
     assert stores.untouched()
 
@@ -288,22 +305,49 @@ def test_a_folder_that_is_no_checkpoint(stores, tmp_path):
 def test_storage_path_under_a_regular_file(stores, sysu, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    proc = stores.run("-m", "mscm", "train", "-c", "smoke", *SIZE, "--set", f"data.root={sysu}",
-                      "--tracking-uri", f"sqlite:///{stores.mlflow}", "--set", f"train.storage_path={blocker}/ray")
+    proc = stores.run(
+        "-m",
+        "mscm",
+        "train",
+        "-c",
+        "smoke",
+        *SIZE,
+        "--set",
+        f"data.root={sysu}",
+        "--tracking-uri",
+        f"sqlite:///{stores.mlflow}",
+        "--set",
+        f"train.storage_path={blocker}/ray",
+    )
     assert_bad_input(proc, "train", "train.storage_path", str(blocker))
     assert stores.untouched()
 
 
-@pytest.mark.parametrize("uri, named", [
-    ("sqlite:////proc/mscm-cannot-write-here/mlflow.db", "/proc"),  # unwritable, also for root
-    ("foo://somewhere", "unsupported scheme 'foo'"),
-    ("sqlite://", "names a file"),
-    ("http://", "no host"),
-    ("http://127.0.0.1:9", "no MLflow server answers"),  # port 9 (discard): nothing listens
-])
+@pytest.mark.parametrize(
+    "uri, named",
+    [
+        ("sqlite:////proc/mscm-cannot-write-here/mlflow.db", "/proc"),  # unwritable, also for root
+        ("foo://somewhere", "unsupported scheme 'foo'"),
+        ("sqlite://", "names a file"),
+        ("http://", "no host"),
+        ("http://127.0.0.1:9", "no MLflow server answers"),  # port 9 (discard): nothing listens
+    ],
+)
 def test_unwritable_or_malformed_tracking_uri(stores, sysu, uri, named):
-    proc = stores.run("-m", "mscm", "train", "-c", "smoke", *SIZE, "--set", f"data.root={sysu}",
-                      "--tracking-uri", uri, "--set", f"train.storage_path={stores.ray}")
+    proc = stores.run(
+        "-m",
+        "mscm",
+        "train",
+        "-c",
+        "smoke",
+        *SIZE,
+        "--set",
+        f"data.root={sysu}",
+        "--tracking-uri",
+        uri,
+        "--set",
+        f"train.storage_path={stores.ray}",
+    )
     assert_bad_input(proc, "train", repr(uri), named)
     assert stores.untouched()
 
@@ -311,17 +355,41 @@ def test_unwritable_or_malformed_tracking_uri(stores, sysu, uri, named):
 def test_a_regular_file_as_tracking_uri(stores, sysu, tmp_path):
     plain = tmp_path / "notes.txt"
     plain.write_text("not a store")
-    proc = stores.run("-m", "mscm", "train", "-c", "smoke", *SIZE, "--set", f"data.root={sysu}",
-                      "--tracking-uri", str(plain), "--set", f"train.storage_path={stores.ray}")
+    proc = stores.run(
+        "-m",
+        "mscm",
+        "train",
+        "-c",
+        "smoke",
+        *SIZE,
+        "--set",
+        f"data.root={sysu}",
+        "--tracking-uri",
+        str(plain),
+        "--set",
+        f"train.storage_path={stores.ray}",
+    )
     assert_bad_input(proc, "train", str(plain), "is a file")
     assert stores.untouched()
 
 
 def test_a_folder_store_without_mlflows_opt_out(stores, sysu, tmp_path):
     folder = tmp_path / "file-store"
-    proc = stores.run("-m", "mscm", "train", "-c", "smoke", *SIZE, "--set", f"data.root={sysu}",
-                      "--tracking-uri", str(folder), "--set", f"train.storage_path={stores.ray}",
-                      env={"MLFLOW_ALLOW_FILE_STORE": ""})
+    proc = stores.run(
+        "-m",
+        "mscm",
+        "train",
+        "-c",
+        "smoke",
+        *SIZE,
+        "--set",
+        f"data.root={sysu}",
+        "--tracking-uri",
+        str(folder),
+        "--set",
+        f"train.storage_path={stores.ray}",
+        env={"MLFLOW_ALLOW_FILE_STORE": ""},
+    )
     assert_bad_input(proc, "train", str(folder), "MLFLOW_ALLOW_FILE_STORE")
     assert not folder.exists()
     assert stores.untouched()
@@ -345,12 +413,26 @@ def test_promote_from_a_store_that_does_not_exist_creates_none(stores, tmp_path)
 # -- search spaces (found by the space loader; kept working) -------------------------------------
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"budget": {"trials": 2, "epochs": 1, "typo": 1}}, "typo"),
-    ({"parameters": {"loss.qct_margin": {"type": "float", "low": 0.9, "high": 0.3}}}, "loss.qct_margin"),
-    ({"parameters": {"optim.lr": {"type": "log-float", "low": 1e-4, "high": 1e-2,
-                                  "condition": {"param": "optim.nosuch", "equals": "adamw"}}}}, "optim.nosuch"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"budget": {"trials": 2, "epochs": 1, "typo": 1}}, "typo"),
+        ({"parameters": {"loss.qct_margin": {"type": "float", "low": 0.9, "high": 0.3}}}, "loss.qct_margin"),
+        (
+            {
+                "parameters": {
+                    "optim.lr": {
+                        "type": "log-float",
+                        "low": 1e-4,
+                        "high": 1e-2,
+                        "condition": {"param": "optim.nosuch", "equals": "adamw"},
+                    }
+                }
+            },
+            "optim.nosuch",
+        ),
+    ],
+)
 def test_bad_search_space(stores, sysu, tmp_path, change, named):
     space = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
     for key, value in change.items():
@@ -367,6 +449,7 @@ def test_debug_shows_the_traceback(stores, tmp_path):
     proc = stores.train("--set", f"data.root={missing}", "--debug")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "DatasetError" in proc.stderr
-    env_proc = stores.run("-m", "mscm", "train", "-c", "smoke", "--set", f"data.root={missing}",
-                          env={"MSCM_DEBUG": "1"})
+    env_proc = stores.run(
+        "-m", "mscm", "train", "-c", "smoke", "--set", f"data.root={missing}", env={"MSCM_DEBUG": "1"}
+    )
     assert "Traceback" in env_proc.stderr

@@ -23,14 +23,12 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 from mscm.cli import build_parser
 from mscm.raycluster import DRIVER_RESOURCE
-from mscm.tune.space import load_search_space
+from mscm.tune.space_loader import load_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 
-EFS_MOUNT = re.compile(
-    r"mount -t nfs4\b.*?\s(fs-[0-9a-f]+)\.efs\.([a-z0-9-]+)\.amazonaws\.com:/\s+(/[^\s)]+)", re.S
-)
+EFS_MOUNT = re.compile(r"mount -t nfs4\b.*?\s(fs-[0-9a-f]+)\.efs\.([a-z0-9-]+)\.amazonaws\.com:/\s+(/[^\s)]+)", re.S)
 EXPORT = re.compile(r"export (\w+)=([^'\s]+)")
 PROJECT_INSTALL = re.compile(r"\bpip install\b.*\s-e\s+(~/\S+)")
 
@@ -90,7 +88,7 @@ def under(path: str, folder: str) -> bool:
 
 def sqlite_file(url: str) -> str:
     assert url.startswith("sqlite:////"), url
-    return url[len("sqlite:///"):]
+    return url[len("sqlite:///") :]
 
 
 def command_with(commands: list[str], word: str) -> list[str]:
@@ -105,7 +103,7 @@ def flag(tokens: list[str], name: str) -> str:
         if tok == name:
             return tokens[i + 1]
         if tok.startswith(name + "="):
-            return tok[len(name) + 1:]
+            return tok[len(name) + 1 :]
     raise AssertionError(f"{name} not in {tokens}")
 
 
@@ -226,8 +224,11 @@ def test_every_node_installs_the_project_from_its_mounted_source(full):
         targets = [m.group(1) for c in commands for m in PROJECT_INSTALL.finditer(c)]
         assert targets, f"node type {name} does not pip install the project"
         for target in targets:
-            needed = ["pyproject.toml", pyproject["project"]["readme"],
-                      *pyproject["tool"]["setuptools"]["packages"]["find"]["where"]]
+            needed = [
+                "pyproject.toml",
+                pyproject["project"]["readme"],
+                *pyproject["tool"]["setuptools"]["packages"]["find"]["where"],
+            ]
             for rel in needed:
                 assert f"{target}/{rel}" in mounts, f"{target}/{rel} is not in file_mounts"
     for remote, local in mounts.items():

@@ -14,15 +14,31 @@ from PIL import Image, ImageEnhance
 
 from mscm.config.schema import AugmentConfig
 from mscm.data.augment import (
-    GRAY_WEIGHTS, QuadAugment, adaptive_gray, adjust_brightness, channel_exchange, channel_scale, pad_crop_flip,
-    random_brightness, random_erasing, random_grayscale,
+    GRAY_WEIGHTS,
+    QuadAugment,
+    adaptive_gray,
+    adjust_brightness,
+    channel_exchange,
+    channel_scale,
+    pad_crop_flip,
+    random_brightness,
+    random_erasing,
+    random_grayscale,
 )
 from mscm.data.imagenet import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 
 N = 3000  # draws per statistic: binomial std of a fraction <= 0.0092, tolerances are >= 4 std
 TOL = 0.04
-OFF = AugmentConfig(flip_p=0, pad=0, grayscale_p=0, erasing_p=0, channel_exchange_p=0, adaptive_gray_p=0,
-                    channel_scale_p=0, brightness=0)
+OFF = AugmentConfig(
+    flip_p=0,
+    pad=0,
+    grayscale_p=0,
+    erasing_p=0,
+    channel_exchange_p=0,
+    adaptive_gray_p=0,
+    channel_scale_p=0,
+    brightness=0,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -57,22 +73,28 @@ def test_every_stream_is_plain_normalisation_when_everything_is_off():
         assert torch.equal(v, e)
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x, g: random_grayscale(x, 0.0, g),
-    lambda x, g: random_brightness(x, 0.0, g),
-    lambda x, g: pad_crop_flip(x, 0, 0.0, g),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x, g: random_grayscale(x, 0.0, g),
+        lambda x, g: random_brightness(x, 0.0, g),
+        lambda x, g: pad_crop_flip(x, 0, 0.0, g),
+    ],
+)
 def test_pixel_augmentations_at_zero_are_identity(fn):
     x = u8(256)
     assert torch.equal(fn(x, gen()), x)
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x, g: random_erasing(x, 0.0, (0.02, 0.4), 0.3, (0.4914, 0.4822, 0.4465), g),
-    lambda x, g: channel_exchange(x, 0.0, g),
-    lambda x, g: adaptive_gray(x, 0.0, g),
-    lambda x, g: channel_scale(x, 0.0, (0.01, 0.5), g),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x, g: random_erasing(x, 0.0, (0.02, 0.4), 0.3, (0.4914, 0.4822, 0.4465), g),
+        lambda x, g: channel_exchange(x, 0.0, g),
+        lambda x, g: adaptive_gray(x, 0.0, g),
+        lambda x, g: channel_scale(x, 0.0, (0.01, 0.5), g),
+    ],
+)
 def test_tensor_augmentations_at_zero_are_identity(fn):
     x = floats(256)
     assert torch.equal(fn(x, gen()), x)
@@ -101,7 +123,9 @@ def boxes_of(mask: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
             continue
         rows, cols = torch.nonzero(m.any(1)).flatten(), torch.nonzero(m.any(0)).flatten()
         box = (int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
-        assert m[box[0]:box[0] + box[2], box[1]:box[1] + box[3]].all() and m.sum() == box[2] * box[3], "not a rectangle"
+        assert m[box[0] : box[0] + box[2], box[1] : box[1] + box[3]].all() and m.sum() == box[2] * box[3], (
+            "not a rectangle"
+        )
         out.append(box)
     return out
 
@@ -232,7 +256,7 @@ def test_pad_crop_flip_is_a_zero_padded_crop_with_uniform_offsets_and_flips():
     flips = np.zeros(b, bool)
     for oy in range(2 * pad + 1):  # every sample must equal exactly one crop of its padded self, or its mirror
         for ox in range(2 * pad + 1):
-            crop = padded[:, :, oy:oy + h, ox:ox + w]
+            crop = padded[:, :, oy : oy + h, ox : ox + w]
             for flip, candidate in ((False, crop), (True, crop[..., ::-1])):
                 hit = (out == candidate).all(axis=(1, 2, 3))
                 assert (offsets[hit] == -1).all()
@@ -247,8 +271,16 @@ def test_pad_crop_flip_is_a_zero_padded_crop_with_uniform_offsets_and_flips():
 # -- the four pipelines ----------------------------------------------------------------------------
 def test_stream_specific_steps():
     vis, ir = u8(32, seed=1), u8(32, seed=2)
-    cfg = AugmentConfig(flip_p=0, pad=0, grayscale_p=1, erasing_p=0, channel_exchange_p=1, adaptive_gray_p=1,
-                        channel_scale_p=1, brightness=0)
+    cfg = AugmentConfig(
+        flip_p=0,
+        pad=0,
+        grayscale_p=1,
+        erasing_p=0,
+        channel_exchange_p=1,
+        adaptive_gray_p=1,
+        channel_scale_p=1,
+        brightness=0,
+    )
     v1, v2, i1, i2 = QuadAugment(cfg)(vis, ir, gen())
     # V1: grey in pixel space (before normalisation): equal channels after undoing it
     pix = denormalize(v1)
@@ -266,21 +298,45 @@ def test_stream_specific_steps():
 
 def test_erasing_and_geometry_apply_to_every_stream():
     vis, ir = u8(400, seed=1), u8(400, seed=2)
-    cfg = AugmentConfig(flip_p=0, pad=0, grayscale_p=0, erasing_p=1, channel_exchange_p=0, adaptive_gray_p=0,
-                        channel_scale_p=0, brightness=0)
+    cfg = AugmentConfig(
+        flip_p=0,
+        pad=0,
+        grayscale_p=0,
+        erasing_p=1,
+        channel_exchange_p=0,
+        adaptive_gray_p=0,
+        channel_scale_p=0,
+        brightness=0,
+    )
     plain = [normalize_uint8(vis)] * 2 + [normalize_uint8(ir)] * 2
     for view, ref in zip(QuadAugment(cfg)(vis, ir, gen()), plain):
         assert float(changed(view, ref).float().mean()) > 0.97
-    cfg = AugmentConfig(flip_p=1, pad=0, grayscale_p=0, erasing_p=0, channel_exchange_p=0, adaptive_gray_p=0,
-                        channel_scale_p=0, brightness=0)
+    cfg = AugmentConfig(
+        flip_p=1,
+        pad=0,
+        grayscale_p=0,
+        erasing_p=0,
+        channel_exchange_p=0,
+        adaptive_gray_p=0,
+        channel_scale_p=0,
+        brightness=0,
+    )
     for view, ref in zip(QuadAugment(cfg)(vis, ir, gen()), plain):
         assert torch.equal(view, ref.flip(3))
 
 
 def test_brightness_only_on_the_second_infrared_stream():
     vis, ir = u8(200, seed=1), u8(200, seed=2)
-    cfg = AugmentConfig(flip_p=0, pad=0, grayscale_p=0, erasing_p=0, channel_exchange_p=0, adaptive_gray_p=0,
-                        channel_scale_p=0, brightness=0.5)
+    cfg = AugmentConfig(
+        flip_p=0,
+        pad=0,
+        grayscale_p=0,
+        erasing_p=0,
+        channel_exchange_p=0,
+        adaptive_gray_p=0,
+        channel_scale_p=0,
+        brightness=0.5,
+    )
     v1, v2, i1, i2 = QuadAugment(cfg)(vis, ir, gen())
     assert torch.equal(v1, normalize_uint8(vis)) and torch.equal(v2, v1) and torch.equal(i1, normalize_uint8(ir))
     assert float(changed(i2, i1).float().mean()) > 0.95
@@ -311,11 +367,14 @@ def test_reproducible_from_the_generator_and_random_per_sample():
         assert len(distinct) > 12
 
 
-@pytest.mark.parametrize("bad, message", [
-    ((torch.zeros(2, 3, 8, 4), torch.zeros(2, 3, 8, 4)), "uint8"),
-    ((torch.zeros(2, 3, 8, 4, dtype=torch.uint8), torch.zeros(3, 3, 8, 4, dtype=torch.uint8)), "differ in shape"),
-    ((torch.zeros(2, 4, 8, 4, dtype=torch.uint8),) * 2, "3 colour channels"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ((torch.zeros(2, 3, 8, 4), torch.zeros(2, 3, 8, 4)), "uint8"),
+        ((torch.zeros(2, 3, 8, 4, dtype=torch.uint8), torch.zeros(3, 3, 8, 4, dtype=torch.uint8)), "differ in shape"),
+        ((torch.zeros(2, 4, 8, 4, dtype=torch.uint8),) * 2, "3 colour channels"),
+    ],
+)
 def test_bad_inputs(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):
         QuadAugment(AugmentConfig())(*bad, gen())

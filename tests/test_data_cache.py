@@ -60,8 +60,11 @@ def test_cache_is_reused(dataset, tmp_path):
     stamp = (first.data_path.stat().st_ino, first.data_path.stat().st_mtime_ns, first.index_path.stat().st_mtime_ns)
     again = ImageCache(records, HEIGHT, WIDTH, tmp_path / "c", progress=False)
     assert again.data_path == first.data_path
-    assert (again.data_path.stat().st_ino, again.data_path.stat().st_mtime_ns,
-            again.index_path.stat().st_mtime_ns) == stamp
+    assert (
+        again.data_path.stat().st_ino,
+        again.data_path.stat().st_mtime_ns,
+        again.index_path.stat().st_mtime_ns,
+    ) == stamp
     # a different record list (e.g. the test images) gets its own cache
     other = ImageCache(dataset.test_visible, HEIGHT, WIDTH, tmp_path / "c", progress=False)
     assert other.data_path != first.data_path and len(other) == len(dataset.test_visible)
@@ -157,8 +160,10 @@ def test_drop_skipped_keeps_datasets_aligned_and_reports_lost_identities(dataset
     bad_vis = dataset.train_visible[-1].path
     for p in bad_ir + [bad_vis]:
         corrupt(p, "garbage")
-    caches = [ImageCache(recs, HEIGHT, WIDTH, tmp_path / "c", skip_corrupt=True, progress=False)
-              for recs in (dataset.train_visible, dataset.train_infrared)]
+    caches = [
+        ImageCache(recs, HEIGHT, WIDTH, tmp_path / "c", skip_corrupt=True, progress=False)
+        for recs in (dataset.train_visible, dataset.train_infrared)
+    ]
     out = drop_skipped(dataset, caches)
     assert [r.path for r in out.train_visible] == [r.path for r in caches[0].records]
     assert [r.path for r in out.train_infrared] == [r.path for r in caches[1].records]

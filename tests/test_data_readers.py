@@ -13,7 +13,14 @@ from data_fixtures import IDENTITIES, copy_dataset, synthetic
 
 from mscm.config.schema import DataConfig, SyntheticConfig
 from mscm.data import (
-    DatasetError, Modality, build_dataset, holdout_identities, read_dataset, read_llcm, read_regdb, read_sysu,
+    DatasetError,
+    Modality,
+    build_dataset,
+    holdout_identities,
+    read_dataset,
+    read_llcm,
+    read_regdb,
+    read_sysu,
 )
 
 
@@ -137,7 +144,9 @@ def test_build_dataset_generates_synthetic_data_when_root_is_null(tmp_path, monk
     assert Path(ds.root) == tmp_path / "data" / "synthetic" / "llcm-n5-s2-32x16"
     assert ds.name == "llcm" and ds.num_classes >= 2
     cfg = DataConfig(dataset="regdb", root=str(ds.root), regdb_trial=3)
-    with pytest.raises(DatasetError, match="RegDB index file: expected the file .*train_visible_3.txt"):  # an LLCM folder
+    with pytest.raises(
+        DatasetError, match="RegDB index file: expected the file .*train_visible_3.txt"
+    ):  # an LLCM folder
         build_dataset(cfg)
 
 
@@ -161,21 +170,24 @@ def test_holdout_identities(tmp_path_factory):
 
 
 # -- bad input ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout, remove, message", [
-    ("sysu", "", "SYSU-MM01 root: expected a folder at"),
-    ("sysu", "cam3", "SYSU-MM01 camera folder cam3: expected a folder at .*cam3"),
-    ("sysu", "exp", "SYSU-MM01 split folder: expected a folder at .*exp"),
-    ("sysu", "exp/test_id.txt", "SYSU-MM01 test id list: expected the file .*exp/test_id.txt, found nothing"),
-    ("sysu", "exp/val_id.txt", "SYSU-MM01 validation id list: expected the file .*val_id.txt"),
-    ("regdb", "", "RegDB root: expected a folder"),
-    ("regdb", "idx", "RegDB index folder: expected a folder at .*idx"),
-    ("regdb", "idx/train_thermal_1.txt", "RegDB index file: expected the file .*idx/train_thermal_1.txt"),
-    ("regdb", "idx/test_visible_1.txt", "RegDB index file: expected the file .*test_visible_1.txt"),
-    ("llcm", "", "LLCM root: expected a folder"),
-    ("llcm", "idx/train_nir.txt", "LLCM index file: expected the file .*idx/train_nir.txt"),
-    ("llcm", "idx/test_id.txt", "LLCM test id list: expected the file .*idx/test_id.txt"),
-    ("llcm", "test_vis", "LLCM test folder test_vis: expected a folder at .*test_vis"),
-])
+@pytest.mark.parametrize(
+    "layout, remove, message",
+    [
+        ("sysu", "", "SYSU-MM01 root: expected a folder at"),
+        ("sysu", "cam3", "SYSU-MM01 camera folder cam3: expected a folder at .*cam3"),
+        ("sysu", "exp", "SYSU-MM01 split folder: expected a folder at .*exp"),
+        ("sysu", "exp/test_id.txt", "SYSU-MM01 test id list: expected the file .*exp/test_id.txt, found nothing"),
+        ("sysu", "exp/val_id.txt", "SYSU-MM01 validation id list: expected the file .*val_id.txt"),
+        ("regdb", "", "RegDB root: expected a folder"),
+        ("regdb", "idx", "RegDB index folder: expected a folder at .*idx"),
+        ("regdb", "idx/train_thermal_1.txt", "RegDB index file: expected the file .*idx/train_thermal_1.txt"),
+        ("regdb", "idx/test_visible_1.txt", "RegDB index file: expected the file .*test_visible_1.txt"),
+        ("llcm", "", "LLCM root: expected a folder"),
+        ("llcm", "idx/train_nir.txt", "LLCM index file: expected the file .*idx/train_nir.txt"),
+        ("llcm", "idx/test_id.txt", "LLCM test id list: expected the file .*idx/test_id.txt"),
+        ("llcm", "test_vis", "LLCM test folder test_vis: expected a folder at .*test_vis"),
+    ],
+)
 def test_missing_folder_or_index_file_names_it(tmp_path_factory, tmp_path, layout, remove, message):
     root = copy_dataset(synthetic(tmp_path_factory, layout), tmp_path / layout)
     target = root / remove
@@ -204,10 +216,13 @@ def test_listed_image_missing_names_index_line_and_file(tmp_path_factory, tmp_pa
         read_dataset(layout, root)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("Visible/1/a.bmp\n", r":1: expected '<relative path> <label>'"),
-    ("Visible/1/a.bmp zero\n", r":1: label 'zero' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("Visible/1/a.bmp\n", r":1: expected '<relative path> <label>'"),
+        ("Visible/1/a.bmp zero\n", r":1: label 'zero' is not an integer"),
+    ],
+)
 def test_malformed_index_line(tmp_path_factory, tmp_path, content, message):
     root = copy_dataset(synthetic(tmp_path_factory, "regdb"), tmp_path / "regdb")
     (root / "idx/train_visible_1.txt").write_text(content)

@@ -111,11 +111,14 @@ def test_labels_missing_a_modality_are_never_sampled():
     assert all(9 not in lab for _, _, lab in steps(s))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(identities_per_batch=11), "a batch needs identities_per_batch = 11"),
-    (dict(rank=2, world_size=2), "rank 2 is not in 0..1"),
-    (dict(instances_per_identity=0), ">= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(identities_per_batch=11), "a batch needs identities_per_batch = 11"),
+        (dict(rank=2, world_size=2), "rank 2 is not in 0..1"),
+        (dict(instances_per_identity=0), ">= 1"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     args = dict(identities_per_batch=4, instances_per_identity=2) | kwargs
     with pytest.raises(ValueError, match=message):
@@ -127,13 +130,27 @@ def test_bad_arguments(kwargs, message):
 def caches(tmp_path_factory):
     ds = read_dataset("llcm", synthetic(tmp_path_factory, "llcm"))
     d = tmp_path_factory.mktemp("cache")
-    return ds, ImageCache(ds.train_visible, HEIGHT, WIDTH, d, progress=False), \
-        ImageCache(ds.train_infrared, HEIGHT, WIDTH, d, progress=False)
+    return (
+        ds,
+        ImageCache(ds.train_visible, HEIGHT, WIDTH, d, progress=False),
+        ImageCache(ds.train_infrared, HEIGHT, WIDTH, d, progress=False),
+    )
 
 
 def cfg(**kw) -> DataConfig:
-    return DataConfig(**(dict(dataset="llcm", height=HEIGHT, width=WIDTH, identities_per_batch=3,
-                              instances_per_identity=2, loader_workers=0) | kw))
+    return DataConfig(
+        **(
+            dict(
+                dataset="llcm",
+                height=HEIGHT,
+                width=WIDTH,
+                identities_per_batch=3,
+                instances_per_identity=2,
+                loader_workers=0,
+            )
+            | kw
+        )
+    )
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -164,8 +181,9 @@ def test_loader_state_round_trip(caches):
 
 def test_loader_ranks_partition_the_epoch(caches):
     ds, vis, ir = caches
-    loaders = [build_train_loader(vis, ir, ds, cfg(iterations_per_epoch=5), rank=r, world_size=2, seed=1)
-               for r in range(2)]
+    loaders = [
+        build_train_loader(vis, ir, ds, cfg(iterations_per_epoch=5), rank=r, world_size=2, seed=1) for r in range(2)
+    ]
     assert len(loaders[0]) == len(loaders[1]) == 3
     for (_, _, l0), (_, _, l1) in zip(*loaders):
         assert not set(l0.tolist()) & set(l1.tolist())

@@ -22,8 +22,11 @@ LAYOUTS = ("sysu", "regdb", "llcm")
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".synthetic.json"}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".synthetic.json"
+    }
 
 
 def ids_line(path: Path) -> list[int]:
@@ -114,18 +117,18 @@ def test_infrared_is_grey_and_visible_is_not(layout_root):
     for r in ds.train_infrared[:10] + ds.test_infrared[:10]:
         x = load_image(r.path, HEIGHT, WIDTH).astype(int)
         assert np.abs(x[..., 0] - x[..., 1]).max() <= 2 and np.abs(x[..., 0] - x[..., 2]).max() <= 2, r.path
-    colour = [np.abs(np.diff(load_image(r.path, HEIGHT, WIDTH).astype(int), axis=2)).mean()
-              for r in ds.train_visible[:10]]
+    colour = [
+        np.abs(np.diff(load_image(r.path, HEIGHT, WIDTH).astype(int), axis=2)).mean() for r in ds.train_visible[:10]
+    ]
     assert min(colour) > 3
 
 
 def _centre(images: np.ndarray) -> np.ndarray:
     h, w = images.shape[1:3]
-    return images[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].reshape(len(images), -1, images.shape[-1])
+    return images[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].reshape(len(images), -1, images.shape[-1])
 
 
-def _nn_accuracy(query: np.ndarray, q_pid: np.ndarray, gallery: np.ndarray, g_pid: np.ndarray,
-                 same_set: bool) -> float:
+def _nn_accuracy(query: np.ndarray, q_pid: np.ndarray, gallery: np.ndarray, g_pid: np.ndarray, same_set: bool) -> float:
     d = ((query[:, None] - gallery[None]) ** 2).sum(-1)
     if same_set:
         np.fill_diagonal(d, np.inf)
@@ -153,6 +156,7 @@ def _grey_cross_modal(vis: np.ndarray, ir: np.ndarray, v_pid: np.ndarray, i_pid:
 def _layout_cross_modal(vis: np.ndarray, ir: np.ndarray, v_pid: np.ndarray, i_pid: np.ndarray) -> float:
     """Nearest-neighbour accuracy of infrared queries against visible ones on the grey-level layout:
     16x8 block means of luminance, each image centred and normalised (cosine similarity)."""
+
     def layout(x: np.ndarray) -> np.ndarray:
         g = x @ np.array([0.299, 0.587, 0.114])
         n, h, w = g.shape
@@ -173,8 +177,9 @@ def test_identity_appearance_is_consistent_but_not_trivially_cross_modal(tmp_pat
     # ... but matching infrared to visible by grey level is no better than a coin toss (non-trivial).
     assert _grey_cross_modal(vis, ir, v_pid, i_pid) < 3 * chance
     # images of one identity differ (pose, scale, background, light), none is a copy
-    same = [np.abs(vis[i] - vis[j]).mean() for i in range(len(vis)) for j in range(i + 1, len(vis))
-            if v_pid[i] == v_pid[j]]
+    same = [
+        np.abs(vis[i] - vis[j]).mean() for i in range(len(vis)) for j in range(i + 1, len(vis)) if v_pid[i] == v_pid[j]
+    ]
     assert min(same) > 5
 
 
@@ -184,15 +189,22 @@ EASY = Style(ir_coupling=1.0, clutter=0.0, variation=0.5)  # the smoke recipe's 
 def test_easy_style_carries_grey_level_across_modalities_and_varies_less(tmp_path):
     n = 24
     hard = _load_sysu(ensure_synthetic("sysu", n, 0, HEIGHT, WIDTH, root=tmp_path / "hard", progress=False))
-    easy = _load_sysu(ensure_synthetic("sysu", n, 0, HEIGHT, WIDTH, style=EASY, root=tmp_path / "easy",
-                                       progress=False))
+    easy = _load_sysu(ensure_synthetic("sysu", n, 0, HEIGHT, WIDTH, style=EASY, root=tmp_path / "easy", progress=False))
     # the same identities and shots, only rendered differently
     assert np.array_equal(hard[2], easy[2]) and np.array_equal(hard[3], easy[3])
     assert _layout_cross_modal(*easy) > max(_layout_cross_modal(*hard), 1 / n) + 3 / n
 
     def spread(vis: np.ndarray, pid: np.ndarray) -> float:  # mean within-identity pixel difference
-        return float(np.mean([np.abs(vis[i] - vis[j]).mean() for i in range(len(vis))
-                              for j in range(i + 1, len(vis)) if pid[i] == pid[j]]))
+        return float(
+            np.mean(
+                [
+                    np.abs(vis[i] - vis[j]).mean()
+                    for i in range(len(vis))
+                    for j in range(i + 1, len(vis))
+                    if pid[i] == pid[j]
+                ]
+            )
+        )
 
     assert spread(easy[0], easy[2]) < spread(hard[0], hard[2])
     assert read_marker(tmp_path / "easy")["style"] == EASY.as_dict()
@@ -213,24 +225,66 @@ def test_style_names_its_folder_and_is_validated(tmp_path, monkeypatch):
 
 def test_cli_writes_layout_and_refuses_non_empty(tmp_path, capsys):
     out = tmp_path / "ds"
-    assert cli_main(["synth", "--layout", "regdb", "--out", str(out), "--identities", "4", "--seed", "1",
-                     "--height", "32", "--width", "16", "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "synth",
+                "--layout",
+                "regdb",
+                "--out",
+                str(out),
+                "--identities",
+                "4",
+                "--seed",
+                "1",
+                "--height",
+                "32",
+                "--width",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "wrote 80 images of 4 identities" in printed and "regdb at" in printed
     assert read_marker(out)["seed"] == 1
     assert len(list((out / "idx").glob("*.txt"))) == 40
     assert cli_main(["synth", "--layout", "regdb", "--out", str(out), "--identities", "4", "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
-    assert cli_main(["synth", "--layout", "regdb", "--out", str(out), "--identities", "4", "--seed", "2",
-                     "--height", "32", "--width", "16", "--quiet", "--overwrite"]) == 0
+    assert (
+        cli_main(
+            [
+                "synth",
+                "--layout",
+                "regdb",
+                "--out",
+                str(out),
+                "--identities",
+                "4",
+                "--seed",
+                "2",
+                "--height",
+                "32",
+                "--width",
+                "16",
+                "--quiet",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert read_marker(out)["seed"] == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (dict(layout="market"), "unknown layout"),
-    (dict(identities=3), "at least 4 identities"),
-    (dict(height=8), "too small"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (dict(layout="market"), "unknown layout"),
+        (dict(identities=3), "at least 4 identities"),
+        (dict(height=8), "too small"),
+    ],
+)
 def test_generate_rejects_bad_arguments(tmp_path, args, message):
     kw = dict(layout="sysu", identities=4, height=32, width=16) | args
     with pytest.raises(ValueError, match=message):

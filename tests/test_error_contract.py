@@ -44,9 +44,23 @@ def make(cls: type) -> MscmError:
 
 def test_every_error_category_exists_and_derives_from_the_base():
     names = {c.__name__ for c in all_error_classes()}
-    for name in ("ConfigError", "DatasetError", "CorruptImageError", "PretrainedWeightsError", "CheckpointError",
-                 "StorageError", "TrackingError", "UsageError", "RegistryError", "PromotionError",
-                 "SelectionError", "ModelSourceError", "ExportError", "RetrievalError", "NonFiniteLossError"):
+    for name in (
+        "ConfigError",
+        "DatasetError",
+        "CorruptImageError",
+        "PretrainedWeightsError",
+        "CheckpointError",
+        "StorageError",
+        "TrackingError",
+        "UsageError",
+        "RegistryError",
+        "PromotionError",
+        "SelectionError",
+        "ModelSourceError",
+        "ExportError",
+        "RetrievalError",
+        "NonFiniteLossError",
+    ):
         assert name in names
 
 

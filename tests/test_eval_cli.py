@@ -24,11 +24,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _checkpoint(path: Path, layout: str, root: Path | None, cache: Path, **overrides) -> Path:
     protocol = {"sysu": "sysu-all", "regdb": "regdb-v2t", "llcm": "llcm-i2v"}[layout]
-    cfg = load_run_config("smoke", {
-        "data.dataset": layout, "data.root": None if root is None else str(root), "data.height": H,
-        "data.width": W, "data.cache_dir": str(cache), "model.alb_heads": 4, "eval.protocol": protocol,
-        "eval.trials": 2, "eval.batch_size": 256, **overrides,
-    })
+    cfg = load_run_config(
+        "smoke",
+        {
+            "data.dataset": layout,
+            "data.root": None if root is None else str(root),
+            "data.height": H,
+            "data.width": W,
+            "data.cache_dir": str(cache),
+            "model.alb_heads": 4,
+            "eval.protocol": protocol,
+            "eval.trials": 2,
+            "eval.batch_size": 256,
+            **overrides,
+        },
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model, 4, H, W)
     return save_checkpoint(path, cfg=cfg, num_classes=4, model=model, epoch=7, metrics={"mAP": 0.5})
@@ -44,8 +54,16 @@ def setup(tmp_path_factory):
     ckpts = {
         "sysu": _checkpoint(base / "ckpt-sysu", "sysu", roots["sysu"], cache),
         # Lighter models for the split bookkeeping (no MIMB, no non-local blocks): half the torch ops.
-        **{f"regdb{k}": _checkpoint(base / f"ckpt-regdb{k}", "regdb", roots["regdb"], cache, **{
-            "data.regdb_trial": k, "model.mimb_scales": 0, "model.non_local": False}) for k in (1, 2)},
+        **{
+            f"regdb{k}": _checkpoint(
+                base / f"ckpt-regdb{k}",
+                "regdb",
+                roots["regdb"],
+                cache,
+                **{"data.regdb_trial": k, "model.mimb_scales": 0, "model.non_local": False},
+            )
+            for k in (1, 2)
+        },
     }
     return base, roots, ckpts
 
@@ -54,8 +72,22 @@ def test_evaluate_prints_the_table_and_writes_json_and_plot(setup, capsys):
     base, roots, ckpts = setup
     out_json, out_png = base / "out" / "sysu.json", base / "out" / "cmc.png"
     # --trials and --feature override the checkpoint's eval settings (2 trials, feature bn).
-    rc = main(["evaluate", "--checkpoint", str(ckpts["sysu"]), "--trials", "3", "--feature", "pool",
-               "--json", str(out_json), "--cmc-plot", str(out_png), "--quiet"])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpts["sysu"]),
+            "--trials",
+            "3",
+            "--feature",
+            "pool",
+            "--json",
+            str(out_json),
+            "--cmc-plot",
+            str(out_png),
+            "--quiet",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     # The paper layout: a column group per setting, the run's name as the row.
@@ -76,8 +108,20 @@ def test_evaluate_prints_the_table_and_writes_json_and_plot(setup, capsys):
 def test_regdb_checkpoints_of_two_splits_are_combined(setup, capsys):
     base, _, ckpts = setup
     out = base / "regdb.json"
-    rc = main(["evaluate", "--checkpoint", str(ckpts["regdb1"]), "--checkpoint", str(ckpts["regdb2"]),
-               "--protocol", "regdb-v2t", "--json", str(out), "--quiet"])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpts["regdb1"]),
+            "--checkpoint",
+            str(ckpts["regdb2"]),
+            "--protocol",
+            "regdb-v2t",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "Visible to Thermal" in text and "regdb-v2t (splits 1, 2, feature bn" in text
@@ -85,8 +129,18 @@ def test_regdb_checkpoints_of_two_splits_are_combined(setup, capsys):
     assert [t.trial for t in report.results["regdb-v2t"].trials] == [1, 2]
     assert report.dataset["regdb_split"] == [1, 2] and len(report.checkpoints) == 2
     # The same split twice is refused: one model per split.
-    rc = main(["evaluate", "--checkpoint", str(ckpts["regdb1"]), "--checkpoint", str(ckpts["regdb1"]),
-               "--protocol", "regdb-v2t", "--quiet"])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpts["regdb1"]),
+            "--checkpoint",
+            str(ckpts["regdb1"]),
+            "--protocol",
+            "regdb-v2t",
+            "--quiet",
+        ]
+    )
     assert rc == 2 and "splits repeat" in capsys.readouterr().err
     rc = main(["evaluate", "--checkpoint", str(ckpts["regdb1"]), "--checkpoint", str(ckpts["sysu"]), "--quiet"])
     assert rc == 2 and "only for RegDB" in capsys.readouterr().err
@@ -113,6 +167,11 @@ def test_clear_errors(setup, tmp_path, capsys):
 
 def test_jobs_wrapper_is_the_same_command():
     env = {"PYTHONPATH": str(REPO / "platform")}
-    res = subprocess.run([sys.executable, str(REPO / "jobs" / "evaluate.py"), "--help"], capture_output=True,
-                         text=True, env=env, timeout=60)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "evaluate.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert res.returncode == 0 and "--checkpoint" in res.stdout and "--cmc-plot" in res.stdout

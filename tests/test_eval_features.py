@@ -12,8 +12,8 @@ from mscm.config.schema import EvalConfig
 from mscm.data.imagenet import normalize_uint8
 from mscm.data.records import ImageRecord, Modality, VIReIDDataset
 from mscm.eval.features import extract_features, features_for_eval, fuse_for_similarity
-from mscm.eval.protocols import candidates, get_protocol
 from mscm.eval.full import evaluate
+from mscm.eval.protocols import candidates, get_protocol
 from mscm.eval.runner import evaluate_protocol
 
 H, W = 16, 8
@@ -94,8 +94,9 @@ def test_pool_bn_fusion_is_a_sum_of_similarities():
     weighted = fuse_for_similarity([qp, qb], [0.1, 0.9]) @ fuse_for_similarity([gp, gb], [0.1, 0.9]).T
     torch.testing.assert_close(weighted, 0.1 * qp @ gp.T + 0.9 * qb @ gb.T)
     cfg = EvalConfig(protocol="llcm-i2v", feature="pool+bn", batch_size=3)
-    torch.testing.assert_close(features_for_eval(model, _images(4, 2), "ir", cfg, progress=False),
-                               fuse_for_similarity([qp, qb]))
+    torch.testing.assert_close(
+        features_for_eval(model, _images(4, 2), "ir", cfg, progress=False), fuse_for_similarity([qp, qb])
+    )
 
 
 def test_bad_images_are_named():
@@ -131,10 +132,11 @@ def _sysu_dataset() -> tuple[VIReIDDataset, np.ndarray, np.ndarray]:
             vis += [ImageRecord(f"cam{cam}/{pid:04d}/{k:04d}.jpg", pid, cam, Modality.VISIBLE) for k in range(3)]
         for cam in (3, 6):
             ir += [ImageRecord(f"cam{cam}/{pid:04d}/{k:04d}.jpg", pid, cam, Modality.INFRARED) for k in range(2)]
+
     # Identity-coloured images with noise, so that the ranking is not trivial.
-    colour = lambda recs: np.stack([  # noqa: E731
-        np.clip(40 * r.pid + rng.normal(0, 30, (H, W, 3)), 0, 255).astype(np.uint8) for r in recs
-    ])
+    def colour(recs):
+        return np.stack([np.clip(40 * r.pid + rng.normal(0, 30, (H, W, 3)), 0, 255).astype(np.uint8) for r in recs])
+
     return VIReIDDataset("sysu", "/sysu", [], [], vis, ir, 0), colour(vis), colour(ir)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -42,7 +41,9 @@ def _files(folder: Path) -> list[str]:
 
 
 def _test_ids(root: Path, name: str) -> list[int]:
-    return [int(x) for x in (root / "exp" / name if (root / "exp").is_dir() else root / "idx" / name).read_text().split(",")]
+    return [
+        int(x) for x in (root / "exp" / name if (root / "exp").is_dir() else root / "idx" / name).read_text().split(",")
+    ]
 
 
 def _sysu_expected(root: Path, cams: tuple[int, ...], multi: bool) -> tuple[int, int]:
@@ -93,8 +94,9 @@ def test_sysu_all_and_indoor_single_and_multi_shot(roots, model, tmp_path):
 
 @pytest.mark.parametrize("split", [2])  # split 1 (and combining splits): tests/test_eval_cli.py
 def test_regdb_both_directions(roots, model, tmp_path, split):
-    ds, vis, ir = load_test_images(read_dataset("regdb", roots["regdb"], regdb_trial=split), H, W,
-                                   cache_dir=str(tmp_path), progress=False)
+    ds, vis, ir = load_test_images(
+        read_dataset("regdb", roots["regdb"], regdb_trial=split), H, W, cache_dir=str(tmp_path), progress=False
+    )
     lines = lambda name: len((roots["regdb"] / "idx" / name).read_text().split("\n")) - 1  # noqa: E731
     n_vis, n_ir = lines(f"test_visible_{split}.txt"), lines(f"test_thermal_{split}.txt")
     results = evaluate_full(model, ds, EvalConfig(batch_size=BATCH), vis, ir, regdb_split=split, progress=False)

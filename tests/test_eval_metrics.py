@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from mscm.eval.metrics import (
-    evaluate_distmat, evaluate_features, removal_mask, score_distmat, score_features, summarize,
+    evaluate_distmat,
+    evaluate_features,
+    removal_mask,
+    score_distmat,
+    score_features,
+    summarize,
 )
 from mscm.eval.reference import reference_metrics, reference_scores
 
@@ -29,14 +34,16 @@ def _both(dist, q_pids, g_pids, **kw):
         removed = rem
     elif rem != "none":
         removed = removal_mask(rem, q_pids, kw["q_cams"], g_pids, kw["g_cams"])
-    ref = reference_metrics(dist, np.asarray(q_pids), g_pids, removed, cmc=kw.get("cmc", "dedup"),
-                            max_rank=kw.get("max_rank", 20))
+    ref = reference_metrics(
+        dist, np.asarray(q_pids), g_pids, removed, cmc=kw.get("cmc", "dedup"), max_rank=kw.get("max_rank", 20)
+    )
     np.testing.assert_allclose(fast.cmc, ref.cmc)
     assert fast.mAP == pytest.approx(ref.mAP) and fast.mINP == pytest.approx(ref.mINP)
     return fast
 
 
 # --- hand-worked cases ---------------------------------------------------------------------------
+
 
 def test_hand_worked_three_queries():
     # Ranked gallery pids (same order for every query): A B A C A  with A=1, B=2, C=3.
@@ -137,6 +144,7 @@ def test_ties_keep_gallery_order():
 
 
 # --- properties ----------------------------------------------------------------------------------
+
 
 def _random_problem(rng, nq=30, ng=50, ids=6, dim=8):
     q = torch.nn.functional.normalize(torch.from_numpy(rng.standard_normal((nq, dim)).astype(np.float32)), dim=1)

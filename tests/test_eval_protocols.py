@@ -24,7 +24,9 @@ def _records(root: str, modality: Modality, layout: dict[tuple[int, int], int], 
     out = []
     for (pid, cam), n in sorted(layout.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         for k in range(n):
-            out.append(ImageRecord(os.path.join(root, sub, f"cam{cam}", f"{pid:04d}", f"{k:04d}.jpg"), pid, cam, modality))
+            out.append(
+                ImageRecord(os.path.join(root, sub, f"cam{cam}", f"{pid:04d}", f"{k:04d}.jpg"), pid, cam, modality)
+            )
     return out
 
 
@@ -43,7 +45,7 @@ def _reference_sysu_gallery(data_path: str, ids: list[int], cams: list[str], tri
     """The lineage's process_gallery_sysu, as eval-protocols.md describes it, on real folders."""
     random.seed(trial)
     files = []
-    for pid in sorted("%04d" % x for x in ids):
+    for pid in sorted(f"{x:04d}" for x in ids):
         for cam in cams:
             img_dir = os.path.join(data_path, cam, pid)
             if os.path.isdir(img_dir):
@@ -77,7 +79,7 @@ def test_gallery_draw_reproduces_the_reference(tmp_path, multi):
             for k in rng.permutation(n):  # creation order differs from sorted order
                 (folder / f"{k:04d}.jpg").touch()
     records = []
-    for (pid, cam) in layout:
+    for pid, cam in layout:
         folder = os.path.join(str(tmp_path), f"cam{cam}", f"{pid:04d}")
         records += [ImageRecord(folder + "/" + f, pid, cam, VIS) for f in os.listdir(folder)]
     rng.shuffle(records)  # the reader's record order must not matter
@@ -146,9 +148,14 @@ def test_evaluate_protocol_equals_direct_metrics_per_trial(protocol):
         q_pos = np.searchsorted(pool.query, split.query)
         gi = [g_pos[int(i)] for i in split.gallery]
         m = evaluate_features(
-            qf[q_pos], gf[gi], [q_rec[i].pid for i in split.query], [g_rec[i].pid for i in split.gallery],
-            q_cams=[q_rec[i].camid for i in split.query], g_cams=[g_rec[i].camid for i in split.gallery],
-            removal=spec.removal, cmc=spec.cmc,
+            qf[q_pos],
+            gf[gi],
+            [q_rec[i].pid for i in split.query],
+            [g_rec[i].pid for i in split.gallery],
+            q_cams=[q_rec[i].camid for i in split.query],
+            g_cams=[g_rec[i].camid for i in split.gallery],
+            removal=spec.removal,
+            cmc=spec.cmc,
         )
         assert a.metrics == pytest.approx(m.as_dict())
         assert (a.num_query, a.num_gallery) == (len(split.query), len(split.gallery))

@@ -14,8 +14,14 @@ def _result(values: list[tuple[float, float]], protocol="sysu-all") -> EvalResul
     """Trials with the given (rank1, mAP); other metrics derived so every key is filled."""
     trials = []
     for t, (r1, m) in enumerate(values):
-        metrics = {"rank1": r1, "rank5": min(1.0, r1 + 0.1), "rank10": min(1.0, r1 + 0.2), "rank20": 1.0,
-                   "mAP": m, "mINP": m / 2}
+        metrics = {
+            "rank1": r1,
+            "rank5": min(1.0, r1 + 0.1),
+            "rank10": min(1.0, r1 + 0.2),
+            "rank20": 1.0,
+            "mAP": m,
+            "mINP": m / 2,
+        }
         cmc = [r1] + [min(1.0, r1 + 0.05 * k) for k in range(1, 20)]
         trials.append(TrialResult(t, metrics, cmc, num_query=3803, num_gallery=301, num_valid=3803))
     return EvalResult(protocol, "sysu", "single", "bn", False, "dedup", trials)
@@ -64,7 +70,14 @@ def test_cmc_plot_writes_a_png(tmp_path):
     path = r.plot_cmc(tmp_path / "cmc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Shorter curves (gallery under 20 images) are extended with their last value.
-    short = EvalResult("regdb-v2t", "regdb", "single", "bn", False, "standard",
-                       [TrialResult(0, _result([(0.5, 0.5)]).trials[0].metrics, [0.5, 0.9, 1.0], 3, 3, 3)])
+    short = EvalResult(
+        "regdb-v2t",
+        "regdb",
+        "single",
+        "bn",
+        False,
+        "standard",
+        [TrialResult(0, _result([(0.5, 0.5)]).trials[0].metrics, [0.5, 0.9, 1.0], 3, 3, 3)],
+    )
     np.testing.assert_allclose(short.cmc_curves(), [[0.5, 0.9, 1.0]])
     assert short.plot_cmc(tmp_path / "short.png").exists()

@@ -64,14 +64,18 @@ def reference_qct(f, y, streams, margin, alpha):
     stream = [i // block for i in range(n)]
     mod = [int(s >= streams // 2) for s in stream]
 
-    def centre(pred):
-        return torch.stack([f[i] for i in range(n) if pred(i)]).mean(0)
+    def centre(members):
+        return torch.stack([f[k] for k in members]).mean(0)
 
     cross = intra = neg = 0.0
     for i in range(n):
-        cross += (f[i] - centre(lambda j: y[j] == y[i] and mod[j] != mod[i])).norm()
-        intra += (f[i] - centre(lambda j: y[j] == y[i] and stream[j] == stream[i])).norm()
-        hinges = [(margin - (f[i] - centre(lambda k: y[k] == y[j])).norm()).clamp(min=0) for j in range(n) if y[j] != y[i]]
+        cross += (f[i] - centre([j for j in range(n) if y[j] == y[i] and mod[j] != mod[i]])).norm()
+        intra += (f[i] - centre([j for j in range(n) if y[j] == y[i] and stream[j] == stream[i]])).norm()
+        hinges = [
+            (margin - (f[i] - centre([k for k in range(n) if y[k] == y[j]])).norm()).clamp(min=0)
+            for j in range(n)
+            if y[j] != y[i]
+        ]
         neg += sum(hinges) / len(hinges)
     cross, intra, neg = cross / n, intra / n, neg / n
     return {"cross": cross, "intra": intra, "neg": neg, "total": 0.5 * ((1 - alpha) * cross + alpha * intra + neg)}

@@ -12,7 +12,7 @@ from torchvision.models import resnet18, resnet50
 
 from mscm.config import ModelConfig
 from mscm.data.records import Modality
-from mscm.model import MSCMNet, ModelOutput, PretrainedWeightsError, build_model
+from mscm.model import ModelOutput, MSCMNet, PretrainedWeightsError, build_model
 from mscm.model.blocks import NonLocal, gem
 
 H, W, B, C = 64, 32, 2, 5
@@ -73,8 +73,13 @@ def test_training_forward_shapes(streams):
 @pytest.mark.parametrize("scales", [0, 1, 2, 3, 4])
 def test_every_trainable_parameter_gets_a_gradient(scales, streams):
     model = small(streams=streams, mimb_scales=scales).train()
-    expected_albs = {0: None, 1: ["self"], 2: ["layer2", "self"], 3: ["layer1", "layer2", "self"],
-                     4: ["stem", "layer1", "layer2", "self"]}[scales]
+    expected_albs = {
+        0: None,
+        1: ["self"],
+        2: ["layer2", "self"],
+        3: ["layer1", "layer2", "self"],
+        4: ["stem", "layer1", "layer2", "self"],
+    }[scales]
     assert (None if model.mimb is None else list(model.mimb.albs.keys())) == expected_albs
     out = model(*views(streams))
     (out.logits.logsumexp(1).mean() + out.features.pow(2).mean()).backward()
@@ -178,7 +183,7 @@ def test_embed_equals_the_training_path_when_the_modality_stems_agree(streams):
     with torch.no_grad():
         feats = model(*[x] * streams).features
         for modality, first in ((Modality.VISIBLE, 0), (Modality.INFRARED, half)):
-            expected = F.normalize(model.bottleneck(feats[first * B:(first + 1) * B]), dim=1)
+            expected = F.normalize(model.bottleneck(feats[first * B : (first + 1) * B]), dim=1)
             assert torch.allclose(model.embed(x, modality), expected, atol=1e-5)
 
 
@@ -238,5 +243,7 @@ def test_pretrained_errors_name_the_file_and_the_problem(tmp_path):
         build_model(ModelConfig(pretrained=str(r18), mimb_scales=0, non_local=False), 10, H, W)
     r50 = tmp_path / "r50.pth"
     torch.save(resnet50(weights=None).state_dict(), r50)
-    with pytest.raises(PretrainedWeightsError, match=r"conv1\.weight: file \(64, 64, 1, 1\) vs resnet18 \(64, 64, 3, 3\)"):
+    with pytest.raises(
+        PretrainedWeightsError, match=r"conv1\.weight: file \(64, 64, 1, 1\) vs resnet18 \(64, 64, 3, 3\)"
+    ):
         small(pretrained=str(r50))

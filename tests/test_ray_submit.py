@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from train_configs import TINY
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -53,12 +52,25 @@ def sshd(tmp: Path):
     shutil.copy(tmp / "client_key.pub", tmp / "authorized_keys")
     port = _free_port()
     config = tmp / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {tmp / 'host_key'}", f"PidFile {tmp / 'sshd.pid'}",
-        f"AuthorizedKeysFile {tmp / 'authorized_keys'}", "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-        "MaxStartups 100", "MaxSessions 100",
-    ]) + "\n")
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {tmp / 'host_key'}",
+                f"PidFile {tmp / 'sshd.pid'}",
+                f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "MaxStartups 100",
+                "MaxSessions 100",
+            ]
+        )
+        + "\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder (made at boot normally)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(tmp / "sshd.log", "w"))
     try:
@@ -81,8 +93,10 @@ def head_shell_environment(home: Path):
     bashrc = HOME / ".bashrc"
     before = bashrc.read_bytes() if bashrc.exists() else None
     leftovers = {name: (HOME / name).exists() for name in LAUNCHER_LEFTOVERS}
-    block = (f"# added by mscm's ray submit test, removed after it\nexport PATH={VENV_BIN}:$PATH\n"
-             f"export MSCM_HOME={home}\nexport RAY_TRAIN_V2_ENABLED=1\n")
+    block = (
+        f"# added by mscm's ray submit test, removed after it\nexport PATH={VENV_BIN}:$PATH\n"
+        f"export MSCM_HOME={home}\nexport RAY_TRAIN_V2_ENABLED=1\n"
+    )
     bashrc.write_bytes((before or b"") + b"\n" + block.encode())  # last, so it wins over pyenv & co.
     try:
         yield
@@ -98,14 +112,19 @@ def head_shell_environment(home: Path):
 
 def _cluster_config(tmp: Path, port: int, key: Path) -> Path:
     gcs_port = _free_port()
-    start = (f"ray start --head --port={gcs_port} --num-cpus=2 --resources='{{\"TRAIN_DRIVER_RESOURCE\": 4}}' "
-             "--object-store-memory=268435456 --dashboard-host=127.0.0.1 "
-             "--autoscaling-config=~/ray_bootstrap_config.yaml")
+    start = (
+        f"ray start --head --port={gcs_port} --num-cpus=2 --resources='{{\"TRAIN_DRIVER_RESOURCE\": 4}}' "
+        "--object-store-memory=268435456 --dashboard-host=127.0.0.1 "
+        "--autoscaling-config=~/ray_bootstrap_config.yaml"
+    )
     config = {
         "cluster_name": f"mscm-test-{port}",
         "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
-        "auth": {"ssh_user": os.environ.get("USER", "root"), "ssh_private_key": str(key),
-                 "ssh_proxy_command": f"nc 127.0.0.1 {port}"},
+        "auth": {
+            "ssh_user": os.environ.get("USER", "root"),
+            "ssh_private_key": str(key),
+            "ssh_proxy_command": f"nc 127.0.0.1 {port}",
+        },
         "min_workers": 0,
         "max_workers": 0,
         "head_start_ray_commands": ["ray stop", start],
@@ -118,10 +137,11 @@ def _cluster_config(tmp: Path, port: int, key: Path) -> Path:
 
 def _space(tmp: Path) -> Path:
     overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
-    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1,
-                      "eval.latency_runs": 0})
+    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1, "eval.latency_runs": 0})
     space = {
-        "description": "ray submit test", "base": "smoke", "overrides": overrides,
+        "description": "ray submit test",
+        "base": "smoke",
+        "overrides": overrides,
         "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
         "objective": {"metric": "mAP", "direction": "maximize"},
         "budget": {"trials": 1, "epochs": 1, "scheduler": "none", "max_concurrent_trials": 1},
@@ -167,10 +187,23 @@ def test_ray_submit_runs_the_main_job_on_a_launcher_cluster(tmp_path):
         try:
             up = _ray("up", "-y", "--no-config-cache", str(config), timeout=300)
             assert up.returncode == 0, up.stdout[-4000:] + up.stderr[-4000:]
-            job = _ray("submit", str(config), str(REPO / "jobs" / "tune_mimb.py"), "--",
-                       "--space", str(_space(tmp_path)), "--name", NAME, "--tracking-uri", uri,
-                       "--storage-path", str(stores / "ray_results"), "--optuna-url", f"sqlite:///{stores / 'optuna.db'}",
-                       timeout=600)
+            job = _ray(
+                "submit",
+                str(config),
+                str(REPO / "jobs" / "tune_mimb.py"),
+                "--",
+                "--space",
+                str(_space(tmp_path)),
+                "--name",
+                NAME,
+                "--tracking-uri",
+                uri,
+                "--storage-path",
+                str(stores / "ray_results"),
+                "--optuna-url",
+                f"sqlite:///{stores / 'optuna.db'}",
+                timeout=600,
+            )
             assert job.returncode == 0, job.stdout[-6000:] + job.stderr[-4000:]
             assert f"search {NAME}: 1 trials (0 failed)" in job.stdout
         finally:

@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from registry_fixtures import HEIGHT, WIDTH, build_search_store
 
 from mscm.cli import main as cli_main
 from mscm.config import RunConfig, from_dict
@@ -25,7 +26,6 @@ from mscm.registry.describe import TAG_CHECKPOINT_URI
 from mscm.registry.promote import PromotionError, promote
 from mscm.registry.settings import PromotionSettings
 from mscm.registry.source import checkpoint_sha256
-from registry_fixtures import HEIGHT, WIDTH, build_search_store
 
 NAME = "mscm-sysu"  # the default registered model of a sysu search
 
@@ -61,8 +61,10 @@ def snapshot(client, store) -> tuple:
     """Everything a promotion could write: registered models, versions with their tags and aliases, runs."""
     models = []
     for rm in client.search_registered_models():
-        versions = sorted((v.version, tuple(sorted(v.tags.items())), v.description)
-                          for v in client.search_model_versions(f"name = '{rm.name}'"))
+        versions = sorted(
+            (v.version, tuple(sorted(v.tags.items())), v.description)
+            for v in client.search_model_versions(f"name = '{rm.name}'")
+        )
         models.append((rm.name, tuple(sorted(rm.aliases.items())), tuple(versions)))
     exp = client.get_experiment_by_name(store.experiment)
     runs = client.search_runs([exp.experiment_id], max_results=10000)
@@ -72,8 +74,10 @@ def snapshot(client, store) -> tuple:
 @pytest.fixture(scope="module")
 def dry_runs(store, client):
     before = snapshot(client, store)
-    outcomes = {t: promote(store.search, tracking_uri=store.tracking_uri, trial_id=t, dry_run=True, progress=False)
-                for t in store.trial_runs}
+    outcomes = {
+        t: promote(store.search, tracking_uri=store.tracking_uri, trial_id=t, dry_run=True, progress=False)
+        for t in store.trial_runs
+    }
     return outcomes, before, snapshot(client, store)
 
 
@@ -95,15 +99,16 @@ def champion(store, ranked):
 def test_dry_run_prints_the_decision_and_changes_nothing(dry_runs, store):
     outcomes, before, after = dry_runs
     assert before == after
-    for trial, o in outcomes.items():
+    for o in outcomes.values():
         assert o.dry_run and o.action == "champion" and o.version is None and "no champion yet" in o.reason
         assert set(o.candidate_results) == {"sysu-all", "sysu-indoor"}  # both search modes
         assert all(len(r.trials) == 10 for r in o.candidate_results.values())  # all trials of the protocol
         assert "dry run: would register" in o.message() and "nothing was changed" in o.message()
 
 
-def test_first_promotion_registers_the_champion_with_a_readable_record(champion, client, store, ranked, dry_runs,
-                                                                     decoy_global_store):
+def test_first_promotion_registers_the_champion_with_a_readable_record(
+    champion, client, store, ranked, dry_runs, decoy_global_store
+):
     from mlflow import MlflowClient
 
     from mscm.data import read_dataset
@@ -130,8 +135,17 @@ def test_first_promotion_registers_the_champion_with_a_readable_record(champion,
     for protocol, result in champion.candidate_results.items():
         assert float(tags[f"mscm.metric.{protocol}.mAP"]) == pytest.approx(result.mean["mAP"], abs=1e-6)
     text = mv.description
-    for needle in (store.search, better, "sysu-all (IR->VIS)", "sysu-indoor", "| R1 |", tags["mscm.data_fingerprint"],
-                   tags["mscm.code_version"], "Decision: champion", "model.backbone=resnet18"):
+    for needle in (
+        store.search,
+        better,
+        "sysu-all (IR->VIS)",
+        "sysu-indoor",
+        "| R1 |",
+        tags["mscm.data_fingerprint"],
+        tags["mscm.code_version"],
+        "Decision: champion",
+        "model.backbone=resnet18",
+    ):
         assert needle in text, needle
     # the promotion run keeps the checkpoint, the evaluation and the decision, under the search's run
     run = client.get_run(tags["mscm.promotion_run_id"])
@@ -163,16 +177,17 @@ def test_a_worse_candidate_is_refused_and_becomes_challenger(champion, client, s
 
 def test_cli_dry_run_picks_the_best_checkpoint_and_reports_errors(champion, client, store, capsys):
     before = snapshot(client, store)
-    assert cli_main(["promote", "--search", store.search, "--tracking-uri", store.tracking_uri, "--dry-run",
-                     "--quiet"]) == 0
+    assert (
+        cli_main(["promote", "--search", store.search, "--tracking-uri", store.tracking_uri, "--dry-run", "--quiet"])
+        == 0
+    )
     out = capsys.readouterr().out
     best = max(store.notes, key=lambda t: store.notes[t]["mAP"])  # by the best checkpoints' metrics
     assert f"candidate: search '{store.search}', trial {best} " in out
     assert "nothing to do" in out or "dry run" in out
     assert cli_main(["promote", "--search", "nope", "--tracking-uri", store.tracking_uri]) == 2
     assert "no search named 'nope'" in capsys.readouterr().err
-    assert cli_main(["promote", "--search", store.search, "--tracking-uri", store.tracking_uri,
-                     "--margin", "-1"]) == 2
+    assert cli_main(["promote", "--search", store.search, "--tracking-uri", store.tracking_uri, "--margin", "-1"]) == 2
     assert "margin: must be >= 0" in capsys.readouterr().err
     assert snapshot(client, store) == before
 
@@ -190,10 +205,14 @@ def _clone_champion(client, store, name: str, scratch: Path) -> tuple[str, Path]
     exp = client.get_experiment_by_name(store.experiment)
     run = client.create_run(exp.experiment_id, run_name=f"copy-for-{name}")
     tmp = scratch / f"copy-{name}"
-    client.log_artifacts(run.info.run_id, str(download(src.tags[TAG_CHECKPOINT_URI], tmp / "c", store.tracking_uri,
-                                                       "champion checkpoint")), "checkpoint")
-    client.log_artifacts(run.info.run_id, str(download(src.source, tmp / "m", store.tracking_uri, "champion model")),
-                         "model")
+    client.log_artifacts(
+        run.info.run_id,
+        str(download(src.tags[TAG_CHECKPOINT_URI], tmp / "c", store.tracking_uri, "champion checkpoint")),
+        "checkpoint",
+    )
+    client.log_artifacts(
+        run.info.run_id, str(download(src.source, tmp / "m", store.tracking_uri, "champion model")), "model"
+    )
     client.set_terminated(run.info.run_id)
     tags = dict(src.tags, **{TAG_CHECKPOINT_URI: f"runs:/{run.info.run_id}/checkpoint"})
     client.create_registered_model(name)
@@ -208,14 +227,18 @@ def _flip_bytes(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("checkpoint-corrupted", r"checkpoint runs:/\w+/checkpoint is corrupted"),
-    ("checkpoint-missing", r"its checkpoint is missing"),
-    ("model-corrupted", r"model files at runs:/\w+/model is corrupted"),
-    ("no-alias", r"has 1 version\(s\) but no 'champion' alias"),
-])
-def test_a_damaged_or_missing_champion_is_reported_and_nothing_changes(champion, client, store, ranked, damage,
-                                                                       message, tmp_path):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("checkpoint-corrupted", r"checkpoint runs:/\w+/checkpoint is corrupted"),
+        ("checkpoint-missing", r"its checkpoint is missing"),
+        ("model-corrupted", r"model files at runs:/\w+/model is corrupted"),
+        ("no-alias", r"has 1 version\(s\) but no 'champion' alias"),
+    ],
+)
+def test_a_damaged_or_missing_champion_is_reported_and_nothing_changes(
+    champion, client, store, ranked, damage, message, tmp_path
+):
     name = f"broken-{damage}"
     _, artifacts = _clone_champion(client, store, name, tmp_path)
     if damage == "checkpoint-corrupted":
@@ -228,8 +251,13 @@ def test_a_damaged_or_missing_champion_is_reported_and_nothing_changes(champion,
         client.delete_registered_model_alias(name, "champion")
     before = snapshot(client, store)
     with pytest.raises(PromotionError, match=message) as err:
-        promote(store.search, PromotionSettings(registered_model=name), tracking_uri=store.tracking_uri,
-                trial_id=ranked[1], progress=False)
+        promote(
+            store.search,
+            PromotionSettings(registered_model=name),
+            tracking_uri=store.tracking_uri,
+            trial_id=ranked[1],
+            progress=False,
+        )
     assert "Nothing was changed" in str(err.value)
     assert snapshot(client, store) == before
 
@@ -252,7 +280,11 @@ def test_the_champion_loads_by_alias_and_embeds_with_its_signature(champion_embe
     sig = mlflow.models.get_model_info(f"models:/{NAME}@champion").signature
     images, modality = sig.inputs.inputs
     assert (images.type, images.shape, modality.type, modality.shape) == (
-        np.dtype("uint8"), (-1, HEIGHT, WIDTH, 3), np.dtype("int64"), (-1,))
+        np.dtype("uint8"),
+        (-1, HEIGHT, WIDTH, 3),
+        np.dtype("int64"),
+        (-1,),
+    )
     assert (champion_embedder.height, champion_embedder.width) == (HEIGHT, WIDTH)
     reference, _, _ = embedding_model_from_checkpoint(store.checkpoints[ranked[0]])
     x = torch.randint(0, 256, (5, HEIGHT, WIDTH, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
@@ -268,8 +300,12 @@ def test_export_torchscript_gives_the_pytorch_embeddings(champion, store, ranked
     from mscm.tracking.model_logging import embedding_model_from_checkpoint
 
     out = tmp_path / "champion.ts"
-    assert cli_main(["export", "--model", f"models:/{NAME}@champion", "--out", str(out),
-                     "--tracking-uri", store.tracking_uri]) == 0
+    assert (
+        cli_main(
+            ["export", "--model", f"models:/{NAME}@champion", "--out", str(out), "--tracking-uri", store.tracking_uri]
+        )
+        == 0
+    )
     assert "max |difference| to the PyTorch model" in capsys.readouterr().out
     scripted = torch.jit.load(str(out))
     reference, _, _ = embedding_model_from_checkpoint(store.checkpoints[ranked[0]])
@@ -277,8 +313,20 @@ def test_export_torchscript_gives_the_pytorch_embeddings(champion, store, ranked
     m = torch.tensor([0, 1, 1, 0])
     with torch.inference_mode():
         assert (scripted(x, m) - reference(x, m)).abs().max() < 1e-4
-    assert cli_main(["export", "--model", "models:/nope@champion", "--out", str(tmp_path / "x.ts"),
-                     "--tracking-uri", store.tracking_uri]) == 2
+    assert (
+        cli_main(
+            [
+                "export",
+                "--model",
+                "models:/nope@champion",
+                "--out",
+                str(tmp_path / "x.ts"),
+                "--tracking-uri",
+                store.tracking_uri,
+            ]
+        )
+        == 2
+    )
     assert "models:/nope@champion: not in the registry" in capsys.readouterr().err
 
 
@@ -304,10 +352,12 @@ def test_retrieval_ranks_near_duplicates_first(champion_embedder, store, ranked,
     for i, q in enumerate(queries):
         img = np.asarray(Image.open(q).convert("RGB")).astype(np.int16)
         Image.fromarray(np.clip(img + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)).save(
-            gallery / f"dup-{i}.png")
+            gallery / f"dup-{i}.png"
+        )
 
-    rankings = rank_queries(champion_embedder, queries, gallery, "infrared", gallery_modality="infrared", top=3,
-                            progress=False)
+    rankings = rank_queries(
+        champion_embedder, queries, gallery, "infrared", gallery_modality="infrared", top=3, progress=False
+    )
     hits = sum(Path(r.matches[0].path).name == f"dup-{i}.png" for i, r in enumerate(rankings))
     size = rankings[0].gallery_size
     accuracy = hits / len(queries)
@@ -315,9 +365,29 @@ def test_retrieval_ranks_near_duplicates_first(champion_embedder, store, ranked,
 
     # the command line (with the checkpoint folder as model) writes the ranked list and the grid
     out = tmp_path / "out"
-    assert cli_main(["retrieve", "--model", str(store.checkpoints[ranked[0]]), "--query", queries[0],
-                     "--modality", "infrared", "--gallery", str(gallery), "--gallery-modality", "infrared",
-                     "--top", "5", "--out", str(out), "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "retrieve",
+                "--model",
+                str(store.checkpoints[ranked[0]]),
+                "--query",
+                queries[0],
+                "--modality",
+                "infrared",
+                "--gallery",
+                str(gallery),
+                "--gallery-modality",
+                "infrared",
+                "--top",
+                "5",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     lines = (out / "ranked.csv").read_text().splitlines()
     assert lines[0] == "rank,score,path" and len(lines) == 6 and lines[1].endswith("dup-0.png")
     scores = [float(line.split(",")[1]) for line in lines[1:]]

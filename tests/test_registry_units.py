@@ -15,16 +15,22 @@ from PIL import Image
 from mscm.config import ConfigError, load_run_config
 from mscm.eval import EvalResult, TrialResult
 from mscm.registry.describe import (
-    MAX_DESCRIPTION, VersionRecord, config_differences, metric_table, version_description, version_tags,
+    MAX_DESCRIPTION,
+    VersionRecord,
+    config_differences,
+    metric_table,
+    version_description,
+    version_tags,
 )
 from mscm.registry.promote import decide
-from mscm.tracking.trials import SearchRef, SelectionError, TrialChoice, find_search, select_trial
 from mscm.registry.settings import promotion_settings
+from mscm.tracking.trials import SearchRef, SelectionError, TrialChoice, find_search, select_trial
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- selection ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def fake_search(tmp_path_factory):
@@ -37,14 +43,15 @@ def fake_search(tmp_path_factory):
     parent = RunLogger(uri, "select-tests", run_name="s1", tags={"mscm.search": "s1", "mscm.kind": "search"})
     trials = {
         # trial: (best/mAP of its best checkpoint, eval/mAP of its last report, status, has a summary)
-        "a": (0.50, 0.10, "stopped_early", True),   # best checkpoint wins although its last report is poor
-        "b": (0.40, 0.45, "completed", True),       # best last report, worse best checkpoint
-        "c": (0.90, 0.90, "failed", True),          # failed trials never win
-        "d": (0.95, 0.95, "completed", False),      # no best/ summary (never evaluated): nothing to rank
+        "a": (0.50, 0.10, "stopped_early", True),  # best checkpoint wins although its last report is poor
+        "b": (0.40, 0.45, "completed", True),  # best last report, worse best checkpoint
+        "c": (0.90, 0.90, "failed", True),  # failed trials never win
+        "d": (0.95, 0.95, "completed", False),  # no best/ summary (never evaluated): nothing to rank
     }
     for tid, (best, last, status, summary) in trials.items():
-        run = RunLogger(uri, "select-tests", run_name=f"t-{tid}", parent_run_id=parent.run_id,
-                        tags={"ray_trial_id": tid})
+        run = RunLogger(
+            uri, "select-tests", run_name=f"t-{tid}", parent_run_id=parent.run_id, tags={"ray_trial_id": tid}
+        )
         run.log_metrics({"eval/mAP": best}, step=1)
         run.log_metrics({"eval/mAP": last}, step=2)
         tags = {"mscm.trial_status": status}
@@ -91,6 +98,7 @@ def test_unknown_search_is_named(fake_search):
 
 # -- settings and decision ---------------------------------------------------------------------------
 
+
 def test_settings_are_validated_with_the_key_named():
     s = promotion_settings({"margin": 0.01, "metric": "rank1", "trials": None})
     assert (s.margin, s.metric, s.trials) == (0.01, "rank1", 10)
@@ -106,22 +114,35 @@ def test_settings_are_validated_with_the_key_named():
         promotion_settings({"alias": "prod"})
 
 
-@pytest.mark.parametrize("cand, champ, margin, action", [
-    (0.50, 0.40, 0.0, "champion"),
-    (0.40, 0.40, 0.0, "challenger"),   # a tie does not replace the champion
-    (0.39, 0.40, 0.0, "challenger"),
-    (0.45, 0.40, 0.05, "challenger"),  # better, but not by more than the margin
-    (0.46, 0.40, 0.05, "champion"),
-])
+@pytest.mark.parametrize(
+    "cand, champ, margin, action",
+    [
+        (0.50, 0.40, 0.0, "champion"),
+        (0.40, 0.40, 0.0, "challenger"),  # a tie does not replace the champion
+        (0.39, 0.40, 0.0, "challenger"),
+        (0.45, 0.40, 0.05, "challenger"),  # better, but not by more than the margin
+        (0.46, 0.40, 0.05, "champion"),
+    ],
+)
 def test_decision_rule(cand, champ, margin, action):
     assert decide(cand, champ, margin)[0] == action
 
 
 # -- descriptions --------------------------------------------------------------------------------------
 
+
 def _result(protocol: str, maps: list[float]) -> EvalResult:
-    trials = [TrialResult(i, {"rank1": m + 0.1, "rank5": 0.9, "rank10": 0.95, "rank20": 1.0, "mAP": m, "mINP": m / 2},
-                          [m + 0.1, 0.9], 10, 20, 10) for i, m in enumerate(maps)]
+    trials = [
+        TrialResult(
+            i,
+            {"rank1": m + 0.1, "rank5": 0.9, "rank10": 0.95, "rank20": 1.0, "mAP": m, "mINP": m / 2},
+            [m + 0.1, 0.9],
+            10,
+            20,
+            10,
+        )
+        for i, m in enumerate(maps)
+    ]
     return EvalResult(protocol, "sysu", "single", "bn", False, "dedup", trials)
 
 
@@ -129,15 +150,41 @@ def test_description_holds_what_a_reviewer_needs_and_fits_mlflow():
     cfg = load_run_config("smoke")
     results = {"sysu-all": _result("sysu-all", [0.40, 0.42]), "sysu-indoor": _result("sysu-indoor", [0.5, 0.5])}
     champ = {"sysu-all": _result("sysu-all", [0.30]), "sysu-indoor": _result("sysu-indoor", [0.35])}
-    choice = TrialChoice(SearchRef("smoke-1", "p" * 32, "1"), "r" * 32, "trial_7", "completed", 0.41, "best/mAP",
-                         "/ckpt", "models:/m-7")
-    rec = VersionRecord("mscm-sysu", choice, cfg, 6, "a" * 64, "runs:/x/checkpoint", "b" * 64, results, "3", champ,
-                        "champion", "better than the champion by more than the margin", "f" * 16,
-                        "sysu at /data/sysu: test 96/96 ids", "mscm 0.1.0 (abc)", "q" * 32)
+    choice = TrialChoice(
+        SearchRef("smoke-1", "p" * 32, "1"), "r" * 32, "trial_7", "completed", 0.41, "best/mAP", "/ckpt", "models:/m-7"
+    )
+    rec = VersionRecord(
+        "mscm-sysu",
+        choice,
+        cfg,
+        6,
+        "a" * 64,
+        "runs:/x/checkpoint",
+        "b" * 64,
+        results,
+        "3",
+        champ,
+        "champion",
+        "better than the champion by more than the margin",
+        "f" * 16,
+        "sysu at /data/sysu: test 96/96 ids",
+        "mscm 0.1.0 (abc)",
+        "q" * 32,
+    )
     text = version_description(rec)
     assert len(text) <= MAX_DESCRIPTION
-    for needle in ("smoke-1", "trial_7", "sysu-all (IR->VIS)", "sysu-indoor", "champion v3", "41.00 ± 1.00",
-                   "ffffffffffffffff", "mscm 0.1.0 (abc)", "model.backbone=resnet18", "Decision: champion"):
+    for needle in (
+        "smoke-1",
+        "trial_7",
+        "sysu-all (IR->VIS)",
+        "sysu-indoor",
+        "champion v3",
+        "41.00 ± 1.00",
+        "ffffffffffffffff",
+        "mscm 0.1.0 (abc)",
+        "model.backbone=resnet18",
+        "Decision: champion",
+    ):
         assert needle in text, needle
     tags = version_tags(rec)
     assert tags["mscm.metric.sysu-all.mAP"] == "0.410000" and tags["mscm.protocols"] == "sysu-all,sysu-indoor"
@@ -154,6 +201,7 @@ def test_metric_table_and_config_differences():
 
 
 # -- clear errors of the user-facing pieces -------------------------------------------------------------
+
 
 def test_model_sources_that_are_not_models(tmp_path):
     from mscm.registry.source import ModelSourceError, checkpoint_for, load_embedder
@@ -192,7 +240,13 @@ def test_export_refuses_unknown_formats(tmp_path):
 
 
 def test_promote_job_script_is_the_cli():
-    out = subprocess.run([sys.executable, "jobs/promote.py", "--help"], cwd=REPO, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(REPO / "platform"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "jobs/promote.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "platform"), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "--search" in out.stdout and "--dry-run" in out.stdout and "--margin" in out.stdout

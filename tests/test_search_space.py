@@ -13,7 +13,8 @@ import yaml
 
 from mscm.config import ConfigError, RunConfig, load_run_config
 from mscm.tracking.mlflow_run import config_params
-from mscm.tune.space import SearchSpace, load_search_space
+from mscm.tune.space import SearchSpace
+from mscm.tune.space_loader import load_search_space
 from mscm.tune.spaces import find_space, shipped_spaces
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -27,7 +28,12 @@ VALID = {
         "optim.lr": {"type": "log-float", "low": 1.0e-3, "high": 0.1},
         "model.mimb_scales": {"type": "int", "low": 0, "high": 4},
         "optim.name": {"type": "categorical", "choices": ["sgd", "adamw"]},
-        "optim.momentum": {"type": "float", "low": 0.8, "high": 0.95, "condition": {"param": "optim.name", "equals": "sgd"}},
+        "optim.momentum": {
+            "type": "float",
+            "low": 0.8,
+            "high": 0.95,
+            "condition": {"param": "optim.name", "equals": "sgd"},
+        },
     },
     "objective": {"metric": "mAP", "direction": "maximize"},
     "budget": {"trials": 4, "epochs": 3, "grace_period": 1, "reduction_factor": 2},
@@ -38,12 +44,16 @@ RICH = {
     "base": "smoke",
     "parameters": {
         "optim.momentum": {  # listed before its condition's parameter: must be sampled after it
-            "type": "float", "low": 0.5, "high": 0.9, "step": 0.1,
+            "type": "float",
+            "low": 0.5,
+            "high": 0.9,
+            "step": 0.1,
             "condition": {"param": "optim.name", "in": ["sgd"]},
         },
         "optim.name": {"type": "categorical", "choices": ["sgd", "adamw"]},
         "optim.nesterov": {
-            "type": "categorical", "choices": [True, False],
+            "type": "categorical",
+            "choices": [True, False],
             "condition": [{"param": "optim.name", "equals": "sgd"}, {"param": "model.mimb_scales", "in": [2, 4]}],
         },
         "model.mimb_scales": {"type": "int", "low": 0, "high": 4, "step": 2},
@@ -51,7 +61,9 @@ RICH = {
         "schedule.milestones": {"type": "categorical", "choices": [[1], [1, 2]]},
         "train.grad_clip": {"type": "int", "low": 1, "high": 3},  # int into a float | None field
         "data.iterations_per_epoch": {
-            "type": "int", "low": 1, "high": 9,
+            "type": "int",
+            "low": 1,
+            "high": 9,
             "condition": {"param": "optim.nesterov", "equals": True},  # conditional on a conditional one
         },
     },
@@ -72,8 +84,10 @@ def sample(space: SearchSpace, n: int, tmp_path=None, tag: str = "s", sampler=No
     """``n`` define-by-run trials on a real Optuna study, stored in ``<tmp_path>/optuna.db`` (study
     ``tag``) or, without ``tmp_path``, in memory (sqlite commits cost ~0.3 s a trial here)."""
     study = optuna.create_study(
-        storage=f"sqlite:///{tmp_path / 'optuna.db'}" if tmp_path else None, study_name=tag,
-        sampler=sampler or space.make_sampler(), directions=space.directions,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}" if tmp_path else None,
+        study_name=tag,
+        sampler=sampler or space.make_sampler(),
+        directions=space.directions,
     )
     out = []
     for _ in range(n):
@@ -105,9 +119,20 @@ def test_shipped_spaces_load_by_name():
     assert mimb.resources.workers == 1 and mimb.resources.gpus_per_worker == 1
     assert mimb.template.train.use_gpu and mimb.template.train.gpus_per_worker == 1
     keys = {p.key for p in mimb.parameters}
-    assert {"loss.qct_margin", "loss.qct_alpha", "model.mimb_scales", "augment.grayscale_p",
-            "augment.channel_exchange_p", "augment.adaptive_gray_p", "augment.channel_scale_p",
-            "augment.erasing_p", "optim.lr", "optim.weight_decay", "optim.name", "optim.momentum"} == keys
+    assert {
+        "loss.qct_margin",
+        "loss.qct_alpha",
+        "model.mimb_scales",
+        "augment.grayscale_p",
+        "augment.channel_exchange_p",
+        "augment.adaptive_gray_p",
+        "augment.channel_scale_p",
+        "augment.erasing_p",
+        "optim.lr",
+        "optim.weight_decay",
+        "optim.name",
+        "optim.momentum",
+    } == keys
     assert mimb.parameter("optim.lr").type == "log-float"
     assert mimb.parameter("optim.momentum").conditions[0].param == "optim.name"
     assert (mimb.metric, mimb.mode) == ("mAP", "max")
@@ -160,7 +185,11 @@ P = "parameters"
     [
         (("paramters", {}), "paramters", "unknown key"),
         (("budget", DELETE), "budget", "is required"),
-        ((f"{P}/loss.qct_margn", {"type": "float", "low": 0, "high": 1}), f"{P}.loss.qct_margn", "unknown run-config key"),
+        (
+            (f"{P}/loss.qct_margn", {"type": "float", "low": 0, "high": 1}),
+            f"{P}.loss.qct_margn",
+            "unknown run-config key",
+        ),
         ((f"{P}/loss", {"type": "float", "low": 0, "high": 1}), f"{P}.loss", "section"),
         ((f"{P}/loss.qct_margin/low", 1.2), f"{P}.loss.qct_margin", "empty or inverted"),
         ((f"{P}/loss.qct_margin/low", 2.0), f"{P}.loss.qct_margin", "low 2.0 >= high 1.2"),
@@ -177,17 +206,57 @@ P = "parameters"
         ((f"{P}/optim.name", {"type": "categorical"}), f"{P}.optim.name.choices", "is required"),
         ((f"{P}/optim.name/choices", ["sgd", "rmsprop"]), f"{P}.optim.name.choices[1]", "must be one of"),
         ((f"{P}/optim.name/choices", ["sgd", "sgd"]), f"{P}.optim.name.choices[1]", "listed twice"),
-        ((f"{P}/model.alb_heads", {"type": "categorical", "choices": [4, 7]}), f"{P}.model.alb_heads.choices[1]", "does not divide"),
-        ((f"{P}/loss.label_smoothing", {"type": "categorical", "choices": [0.1, "big"]}), f"{P}.loss.label_smoothing.choices[1]", "must be a number"),
-        ((f"{P}/model.mimb_scales", {"type": "categorical", "choices": [1, 2.0]}), f"{P}.model.mimb_scales.choices[1]", "integer"),
-        ((f"{P}/optim.momentum/condition", {"param": "optim.nam", "equals": "sgd"}), f"{P}.optim.momentum.condition.param", "not a parameter"),
-        ((f"{P}/optim.momentum/condition", {"param": "optim.momentum", "equals": 0.9}), f"{P}.optim.momentum.condition.param", "itself"),
-        ((f"{P}/optim.momentum/condition", {"param": "optim.lr", "equals": 0.01}), f"{P}.optim.momentum.condition.param", "categorical or int"),
-        ((f"{P}/optim.momentum/condition", {"param": "optim.name", "equals": "adam"}), f"{P}.optim.momentum.condition.equals", "never sampled"),
-        ((f"{P}/optim.momentum/condition", {"param": "model.mimb_scales", "in": [5]}), f"{P}.optim.momentum.condition.in", "never sampled"),
-        ((f"{P}/optim.momentum/condition", {"param": "optim.name", "in": []}), f"{P}.optim.momentum.condition.in", "non-empty"),
+        (
+            (f"{P}/model.alb_heads", {"type": "categorical", "choices": [4, 7]}),
+            f"{P}.model.alb_heads.choices[1]",
+            "does not divide",
+        ),
+        (
+            (f"{P}/loss.label_smoothing", {"type": "categorical", "choices": [0.1, "big"]}),
+            f"{P}.loss.label_smoothing.choices[1]",
+            "must be a number",
+        ),
+        (
+            (f"{P}/model.mimb_scales", {"type": "categorical", "choices": [1, 2.0]}),
+            f"{P}.model.mimb_scales.choices[1]",
+            "integer",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "optim.nam", "equals": "sgd"}),
+            f"{P}.optim.momentum.condition.param",
+            "not a parameter",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "optim.momentum", "equals": 0.9}),
+            f"{P}.optim.momentum.condition.param",
+            "itself",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "optim.lr", "equals": 0.01}),
+            f"{P}.optim.momentum.condition.param",
+            "categorical or int",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "optim.name", "equals": "adam"}),
+            f"{P}.optim.momentum.condition.equals",
+            "never sampled",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "model.mimb_scales", "in": [5]}),
+            f"{P}.optim.momentum.condition.in",
+            "never sampled",
+        ),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "optim.name", "in": []}),
+            f"{P}.optim.momentum.condition.in",
+            "non-empty",
+        ),
         ((f"{P}/optim.momentum/condition", {"param": "optim.name"}), f"{P}.optim.momentum.condition", "exactly one"),
-        ((f"{P}/optim.momentum/condition", {"param": "eval.trials", "equals": 1}), f"{P}.optim.momentum.condition.param", "not a parameter"),
+        (
+            (f"{P}/optim.momentum/condition", {"param": "eval.trials", "equals": 1}),
+            f"{P}.optim.momentum.condition.param",
+            "not a parameter",
+        ),
         ((f"{P}/eval.trials", {"type": "int", "low": 1, "high": 3}), f"{P}.eval.trials", "also fixed in overrides"),
         ((f"{P}/schedule.epochs", {"type": "int", "low": 1, "high": 3}), f"{P}.schedule.epochs", "budget.epochs"),
         (("overrides/train.num_workers", 2), "overrides.train.num_workers", "resources.workers"),
@@ -196,10 +265,20 @@ P = "parameters"
         (("base", "nosuchrecipe"), "base", "built-in"),
         (("objective/direction", "max"), "objective.direction", "maximize"),
         (("objective", {"direction": "maximize"}), "objective.metric", "is required"),
-        (("objective", [{"metric": "mAP", "direction": "maximize"}, {"metric": "params_m", "direction": "minimize"}]),
-         "budget.scheduler", "scheduler: none"),
+        (
+            (
+                "objective",
+                [{"metric": "mAP", "direction": "maximize"}, {"metric": "params_m", "direction": "minimize"}],
+            ),
+            "budget.scheduler",
+            "scheduler: none",
+        ),
         (("overrides/eval.every_n_epochs", 2), "overrides.eval.every_n_epochs", "evaluate every epoch"),
-        ((f"{P}/eval.every_n_epochs", {"type": "int", "low": 1, "high": 3}), f"{P}.eval.every_n_epochs", "cannot be searched"),
+        (
+            (f"{P}/eval.every_n_epochs", {"type": "int", "low": 1, "high": 3}),
+            f"{P}.eval.every_n_epochs",
+            "cannot be searched",
+        ),
         (("budget/trials", 0), "budget.trials", ">= 1"),
         (("budget/grace_period", 4), "budget.grace_period", "beyond the 3 epochs"),
         (("budget/reduction_factor", 1), "budget.reduction_factor", "> 1"),
@@ -229,8 +308,11 @@ def test_evaluation_every_few_epochs_is_fine_when_the_objective_is_not_evaluated
 
 def test_cyclic_conditions_are_rejected(tmp_path):
     data = copy.deepcopy(VALID)
-    data[P]["model.alb_heads"] = {"type": "categorical", "choices": [4, 8],
-                                  "condition": {"param": "model.mimb_scales", "in": [1, 2]}}
+    data[P]["model.alb_heads"] = {
+        "type": "categorical",
+        "choices": [4, 8],
+        "condition": {"param": "model.mimb_scales", "in": [1, 2]},
+    }
     data[P]["model.mimb_scales"]["condition"] = {"param": "optim.name", "equals": "sgd"}
     data[P]["optim.name"]["condition"] = {"param": "model.alb_heads", "equals": 4}
     with pytest.raises(ConfigError, match="cyclic condition: .* -> .* -> .* -> ") as err:
@@ -247,8 +329,11 @@ def test_non_mapping_file_and_bad_yaml(tmp_path):
 
 def test_relative_base_path_starts_at_the_space_file(tmp_path):
     (tmp_path / "runs").mkdir()
-    write(tmp_path / "runs", {"name": "mine", "model": {"backbone": "resnet18", "alb_heads": 4},
-                              "data": {"height": 128, "width": 64}}, "mine.yaml")
+    write(
+        tmp_path / "runs",
+        {"name": "mine", "model": {"backbone": "resnet18", "alb_heads": 4}, "data": {"height": 128, "width": 64}},
+        "mine.yaml",
+    )
     (tmp_path / "spaces").mkdir()
     data = changed("base", "../runs/mine.yaml")
     space = load_search_space(write(tmp_path / "spaces", data))
@@ -310,7 +395,10 @@ def test_study_records_the_sampled_values(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     for trial, v in zip(study.trials, draws):
         assert set(trial.params) == set(v)
-        assert trial.params["schedule.milestones"] == yaml.safe_dump(v["schedule.milestones"], default_flow_style=True).strip()
+        assert (
+            trial.params["schedule.milestones"]
+            == yaml.safe_dump(v["schedule.milestones"], default_flow_style=True).strip()
+        )
 
 
 def test_run_config_rejects_foreign_or_inactive_keys(tmp_path):
@@ -342,8 +430,16 @@ def test_seeded_tpe_repeats_and_other_seeds_differ(tmp_path):
     assert other != first
 
 
-@pytest.mark.parametrize("name, cls", [("tpe", "TPESampler"), ("random", "RandomSampler"), ("qmc", "QMCSampler"),
-                                       ("gp", "GPSampler"), ("nsgaii", "NSGAIISampler")])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("tpe", "TPESampler"),
+        ("random", "RandomSampler"),
+        ("qmc", "QMCSampler"),
+        ("gp", "GPSampler"),
+        ("nsgaii", "NSGAIISampler"),
+    ],
+)
 def test_sampler_kinds(tmp_path, name, cls):
     space = load_search_space(write(tmp_path, changed("sampler", {"name": name, "seed": 1})))
     assert type(space.make_sampler()).__name__ == cls
@@ -378,3 +474,48 @@ def test_mlflow_params_match_the_logged_config(tmp_path):
         assert all(params[k] == full[k] and isinstance(params[k], str) for k in params)
         assert params["schedule.milestones"] in ("[1]", "[1, 2]")
     assert set(space.mlflow_params({"optim.name": "adamw"}, prefix="hp/")) == {"hp/optim.name"}
+
+
+@pytest.mark.parametrize(
+    "run_edit, space_edit",
+    [
+        # a number written as PyYAML-1.1 text, in a run config and in a parameter's range
+        ({"optim": {"lr": "1e-4"}}, (f"{P}/loss.qct_margin/low", "1e-4")),
+        # a bound of the schema, as a run-config value and as a searched range end
+        ({"model": {"mimb_scales": 5}}, (f"{P}/model.mimb_scales/high", 5)),
+        # an integer field given a fraction
+        ({"schedule": {"epochs": 2.5}}, ("budget/epochs", 2.5)),
+        # a choice outside a Literal
+        ({"eval": {"gallery_mode": "many"}}, ("budget/scheduler", "many")),
+        # true/false fields
+        ({"train": {"channels_last": "yes"}}, ("sampler", {"name": "tpe", "multivariate": "yes"})),
+    ],
+)
+def test_the_same_mistake_gets_the_same_message_in_a_run_config_and_a_search_space(tmp_path, run_edit, space_edit):
+    """Both files are read by one validator (mscm.config.from_dict): the problem text is the same."""
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(run_edit))
+    with pytest.raises(ConfigError) as run_err:
+        load_run_config(run_file)
+    with pytest.raises(ConfigError) as space_err:
+        load_search_space(write(tmp_path, changed(*space_edit)))
+    run_problem, space_problem = run_err.value.problem, space_err.value.problem
+    if "must be <=" in run_problem:  # the search space names the run config's own error inside its own
+        assert run_problem in space_problem
+    else:
+        # the same wording; only the allowed values of a Literal differ
+        assert run_problem.split(" [")[0].split(", got")[0] == space_problem.split(" [")[0].split(", got")[0]
+        assert run_problem.startswith("must be") and run_problem.split(", got")[1] == space_problem.split(", got")[1]
+
+
+def test_unknown_keys_are_reported_alike(tmp_path):
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump({"optim": {"lrr": 0.1}}))
+    with pytest.raises(ConfigError) as run_err:
+        load_run_config(run_file)
+    with pytest.raises(ConfigError) as space_err:
+        load_search_space(write(tmp_path, changed("budget/trails", 3)))
+    assert run_err.value.key == "optim.lrr" and space_err.value.key == "budget.trails"
+    assert run_err.value.problem.startswith("unknown key (known keys: ")
+    assert space_err.value.problem.startswith("unknown key (known keys: ")
+    assert "trials" in space_err.value.problem

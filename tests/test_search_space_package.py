@@ -28,13 +28,16 @@ def test_wheel_contains_the_spaces_as_files(tmp_path):
     src.mkdir()
     shutil.copy(REPO / "pyproject.toml", src)
     for folder in ("platform", "search_spaces"):  # a copy, so the build leaves no build/ in the checkout
-        shutil.copytree(REPO / folder, src / folder, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            REPO / folder, src / folder, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     (src / "README.md").write_text("mscm\n")
     out = tmp_path / "wheel"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(src), "-w", str(out), "--no-deps", "--no-build-isolation", "-q"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     (wheel,) = out.glob("mscm-*.whl")
     with zipfile.ZipFile(wheel) as zf:

@@ -25,12 +25,34 @@ def test_metric_schema_keeps_a_reports_series_and_drops_the_rest():
     from mscm.tracking.metrics import METRIC_KEYS, epoch_metrics, run_summary, search_summary
 
     assert set(METRIC_KEYS) == set(EVALUATED)  # the schema names what the evaluation computes
-    report = {"epoch": 2, "eval/epoch": 2, "mAP": 0.4, "rank1": 0.5, "mAP_std": 0.01, "loss/total": 3.0,
-              "lr/head": 1e-3, "perf/images_per_s": 50.0, "perf/epoch_time_s": 4.0, "perf/loop_start_wall": 1.7e9,
-              "perf/first_step_wall": 1.7e9, "best/epoch": 2, "best/is_best": 1.0, "selection_score": 0.4,
-              "training_iteration": 2, "iterations_since_restore": 2, "params_m": 11.0, "loss/qct": float("nan")}
-    assert epoch_metrics(report) == {"eval/mAP": 0.4, "eval/rank1": 0.5, "loss/total": 3.0, "lr/head": 1e-3,
-                                     "perf/images_per_s": 50.0, "perf/epoch_time_s": 4.0}
+    report = {
+        "epoch": 2,
+        "eval/epoch": 2,
+        "mAP": 0.4,
+        "rank1": 0.5,
+        "mAP_std": 0.01,
+        "loss/total": 3.0,
+        "lr/head": 1e-3,
+        "perf/images_per_s": 50.0,
+        "perf/epoch_time_s": 4.0,
+        "perf/loop_start_wall": 1.7e9,
+        "perf/first_step_wall": 1.7e9,
+        "best/epoch": 2,
+        "best/is_best": 1.0,
+        "selection_score": 0.4,
+        "training_iteration": 2,
+        "iterations_since_restore": 2,
+        "params_m": 11.0,
+        "loss/qct": float("nan"),
+    }
+    assert epoch_metrics(report) == {
+        "eval/mAP": 0.4,
+        "eval/rank1": 0.5,
+        "loss/total": 3.0,
+        "lr/head": 1e-3,
+        "perf/images_per_s": 50.0,
+        "perf/epoch_time_s": 4.0,
+    }
     stale = {**report, "epoch": 3}  # a later report carries the epoch-2 evaluation again: not logged twice
     assert not any(k.startswith("eval/") for k in epoch_metrics(stale))
     best = run_summary({**report, "latency_ms": 3.5})

@@ -14,7 +14,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from data_fixtures import copy_dataset, synthetic
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -31,12 +30,12 @@ def undecodable_png(width: int = 32, height: int = 64) -> bytes:
     Image.new("RGB", (width, height), (90, 120, 150)).save(buf, "PNG")
     data, pos = bytearray(buf.getvalue()), 8
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = bytes(data[pos + 4:pos + 8])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = bytes(data[pos + 4 : pos + 8])
         if kind == b"IDAT":
             body = bytes(random.Random(0).getrandbits(8) for _ in range(length))
-            data[pos + 8:pos + 8 + length] = body
-            data[pos + 8 + length:pos + 12 + length] = struct.pack(">I", zlib.crc32(kind + body))
+            data[pos + 8 : pos + 8 + length] = body
+            data[pos + 8 + length : pos + 12 + length] = struct.pack(">I", zlib.crc32(kind + body))
         pos += 12 + length
     return bytes(data)
 
@@ -51,17 +50,42 @@ def test_undecodable_image_in_a_worker_is_not_retried_and_reported_once(tmp_path
 
     env = {**os.environ, "MSCM_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO / "platform")}
     proc = subprocess.run(
-        [sys.executable, "-m", "mscm", "train", "-c", "smoke", "--set", f"data.root={root}",
-         "--set", "data.height=64", "--set", "data.width=32", "--set", "model.alb_heads=2",
-         "--set", "train.max_failures=3", "--set", "tracking.system_metrics=false",
-         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--set", f"train.storage_path={tmp_path / 'ray'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mscm",
+            "train",
+            "-c",
+            "smoke",
+            "--set",
+            f"data.root={root}",
+            "--set",
+            "data.height=64",
+            "--set",
+            "data.width=32",
+            "--set",
+            "model.alb_heads=2",
+            "--set",
+            "train.max_failures=3",
+            "--set",
+            "tracking.system_metrics=false",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--set",
+            f"train.storage_path={tmp_path / 'ray'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("mscm train: error: ")]
-    assert errors == [f"mscm train: error: cannot read image {image}: OSError: broken data stream when reading "
-                      "image file"], output
+    assert errors == [
+        f"mscm train: error: cannot read image {image}: OSError: broken data stream when reading image file"
+    ], output
     assert "hint: --set data.skip_corrupt=true" in proc.stderr
     assert "Traceback" not in output, output
     assert output.count("not retried") == 1, output  # one attempt: max_failures=3 did not apply

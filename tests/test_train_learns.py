@@ -11,9 +11,9 @@ epochs reach ~0.45-0.6.
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from pathlib import Path
-import shutil
 
 import pytest
 import torch
@@ -36,8 +36,9 @@ MARGIN = 0.10  # absolute mAP gain demanded; measured gains on this recipe are 0
 def _checkpoint(engine, directory: Path) -> Path:
     from mscm.checkpoint import save_checkpoint
 
-    return save_checkpoint(directory, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model,
-                           epoch=engine.epoch, metrics={})
+    return save_checkpoint(
+        directory, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model, epoch=engine.epoch, metrics={}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,22 @@ def trained(tmp_path_factory):
     losses = [engine.train_epoch()["loss/total"] for _ in range(cfg.schedule.epochs)]
     trained = engine.evaluate().mean
     after = _checkpoint(engine, folder / "trained")
-    return {"engine": engine, "untrained": untrained, "trained": trained, "losses": losses,
-            "checkpoints": (before, after), "folder": folder}
+    return {
+        "engine": engine,
+        "untrained": untrained,
+        "trained": trained,
+        "losses": losses,
+        "checkpoints": (before, after),
+        "folder": folder,
+    }
 
 
 def test_smoke_recipe_raises_cross_modal_map_well_above_untrained(trained):
     untrained, after, losses = trained["untrained"], trained["trained"], trained["losses"]
-    report = (f"untrained mAP {untrained['mAP']:.3f} R1 {untrained['rank1']:.3f} -> trained mAP {after['mAP']:.3f} "
-              f"R1 {after['rank1']:.3f}; epoch losses {[round(v, 3) for v in losses]}")
+    report = (
+        f"untrained mAP {untrained['mAP']:.3f} R1 {untrained['rank1']:.3f} -> trained mAP {after['mAP']:.3f} "
+        f"R1 {after['rank1']:.3f}; epoch losses {[round(v, 3) for v in losses]}"
+    )
     print(report)
     assert losses[-1] < losses[0], report
     assert after["mAP"] >= untrained["mAP"] + MARGIN, report
@@ -96,16 +105,36 @@ def test_retrieval_with_the_trained_checkpoint_finds_the_identity_far_above_chan
         for r, ranking in zip(queries, rankings):
             hits[r.pid].append(pid_of[ranking.matches[0].path] == r.pid)
         top1[name] = sum(sum(h) / len(h) for h in hits.values()) / len(hits)  # mean over identities
-    report = (f"{len(queries)} infrared queries, {len(pid_of)} gallery identities: top-1 untrained "
-              f"{top1['untrained']:.3f}, trained {top1['trained']:.3f}, chance {chance:.3f}")
+    report = (
+        f"{len(queries)} infrared queries, {len(pid_of)} gallery identities: top-1 untrained "
+        f"{top1['untrained']:.3f}, trained {top1['trained']:.3f}, chance {chance:.3f}"
+    )
     assert top1["trained"] >= 2.5 * chance, report
     assert top1["trained"] >= top1["untrained"] + 0.1, report
 
     # the command line on the same checkpoint writes the ranked list and the grid
     out = trained["folder"] / "cli"
-    assert cli_main(["retrieve", "--model", str(trained["checkpoints"][1]), "--query", queries[0].path,
-                     "--modality", "infrared", "--gallery", str(gallery), "--top", "3", "--out", str(out),
-                     "--quiet"]) == 0
+    assert (
+        cli_main(
+            [
+                "retrieve",
+                "--model",
+                str(trained["checkpoints"][1]),
+                "--query",
+                queries[0].path,
+                "--modality",
+                "infrared",
+                "--gallery",
+                str(gallery),
+                "--top",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "#1" in capsys.readouterr().out
     assert {p.suffix for p in out.iterdir()} >= {".csv", ".json", ".png"}
     print(report)

@@ -4,7 +4,6 @@ with Ray storage on a path both nodes see."""
 from __future__ import annotations
 
 import pytest
-
 from train_configs import tiny_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -21,8 +20,10 @@ def two_node_cluster(isolated_project):
         ray.shutdown()
     # The head holds no CPUs (only the trial-driver resource), like cluster.yaml's head: the two
     # one-CPU workers can only be placed one per worker node.
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "resources": {DRIVER_RESOURCE: 4}, "object_store_memory": 128 * 1024**2})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 4}, "object_store_memory": 128 * 1024**2},
+    )
     for _ in range(2):
         cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
     cluster.wait_for_nodes()

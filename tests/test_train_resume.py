@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from train_configs import tiny_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

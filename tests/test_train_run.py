@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from train_configs import tiny_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -30,8 +29,18 @@ def test_run_reports_every_epoch_and_keeps_the_best_checkpoint(run):
     cfg, outcome = run
     m = outcome.final_metrics
     assert m["epoch"] == cfg.schedule.epochs
-    for key in ("loss/total", "loss/ce", "loss/qct", "perf/images_per_s", "perf/epoch_time_s", "mAP", "rank1",
-                "mINP", "lr/head", "lr/backbone"):
+    for key in (
+        "loss/total",
+        "loss/ce",
+        "loss/qct",
+        "perf/images_per_s",
+        "perf/epoch_time_s",
+        "mAP",
+        "rank1",
+        "mINP",
+        "lr/head",
+        "lr/backbone",
+    ):
         assert key in m and math.isfinite(m[key]), key
     assert m["dist/world_size"] == 1 and m["train/resumed_from_epoch"] == 0
     # The inference cost a multi-objective search trades against mAP: the deployed model without its classifier.

@@ -11,7 +11,7 @@ import yaml
 from mscm.config import load_run_config
 from mscm.errors import UsageError
 from mscm.raycluster import DRIVER_RESOURCE, autoscaling_capacity
-from mscm.tune.space import load_search_space
+from mscm.tune.space_loader import load_search_space
 from mscm.tune.tuner import concurrency_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +24,18 @@ def _cfg(workers: int, cpus: float, gpus: float = 0):
     return load_run_config("smoke", values)
 
 
-@pytest.mark.parametrize("cfg, resources, requested, expected", [
-    (_cfg(2, 1), {"CPU": 2, DRIVER_RESOURCE: 4}, None, 1),  # this machine: one 2-worker trial at a time
-    (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, None, 4),  # whole trials only: 4 x 2 CPUs of 9
-    (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, 3, 3),  # a requested cap below the fit
-    (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, 10, 4),  # ...and never above it
-    (_cfg(1, 4, 1), {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 4}, None, 3),  # GPU-bound
-    (_cfg(2, 4, 0.5), {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 4}, None, 3),  # fractional GPUs: 1 GPU per trial
-    (_cfg(1, 1), {"CPU": 64, DRIVER_RESOURCE: 0.02}, None, 2),  # trial-driver slivers run out
-])
+@pytest.mark.parametrize(
+    "cfg, resources, requested, expected",
+    [
+        (_cfg(2, 1), {"CPU": 2, DRIVER_RESOURCE: 4}, None, 1),  # this machine: one 2-worker trial at a time
+        (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, None, 4),  # whole trials only: 4 x 2 CPUs of 9
+        (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, 3, 3),  # a requested cap below the fit
+        (_cfg(2, 1), {"CPU": 9, DRIVER_RESOURCE: 4}, 10, 4),  # ...and never above it
+        (_cfg(1, 4, 1), {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 4}, None, 3),  # GPU-bound
+        (_cfg(2, 4, 0.5), {"CPU": 64, "GPU": 3, DRIVER_RESOURCE: 4}, None, 3),  # fractional GPUs: 1 GPU per trial
+        (_cfg(1, 1), {"CPU": 64, DRIVER_RESOURCE: 0.02}, None, 2),  # trial-driver slivers run out
+    ],
+)
 def test_concurrency_fits_whole_trials(cfg, resources, requested, expected):
     assert concurrency_for(cfg, resources, requested) == expected
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 import yaml
-
 from train_configs import TINY
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -22,15 +21,19 @@ TRIALS = 2  # one finishes before the kill, one after the resume; each costs ~30
 def _space(path) -> str:
     overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
     overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
-    path.write_text(yaml.safe_dump({
-        "base": "smoke",
-        "overrides": overrides,
-        "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
-        "objective": {"metric": "mAP", "direction": "maximize"},
-        "budget": {"trials": TRIALS, "epochs": 2, "scheduler": "none", "max_concurrent_trials": 1},
-        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
-        "sampler": {"name": "tpe", "seed": 3},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "base": "smoke",
+                "overrides": overrides,
+                "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
+                "objective": {"metric": "mAP", "direction": "maximize"},
+                "budget": {"trials": TRIALS, "epochs": 2, "scheduler": "none", "max_concurrent_trials": 1},
+                "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
+                "sampler": {"name": "tpe", "seed": 3},
+            }
+        )
+    )
     return str(path)
 
 
@@ -53,8 +56,22 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "mscm", "tune", "--space", _space(tmp_path / "space.yaml"), "--name", "resumable",
-            "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results"), "--optuna-url", optuna_url]
+    args = [
+        sys.executable,
+        "-m",
+        "mscm",
+        "tune",
+        "--space",
+        _space(tmp_path / "space.yaml"),
+        "--name",
+        "resumable",
+        "--tracking-uri",
+        uri,
+        "--storage-path",
+        str(tmp_path / "ray_results"),
+        "--optuna-url",
+        optuna_url,
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -62,7 +79,9 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
         deadline = time.time() + 600
         while time.time() < deadline and first.poll() is None and not _finished_trial_runs(uri):
             time.sleep(1)
-        assert first.poll() is None, f"the search ended before it could be killed: {(tmp_path / 'first.log').read_text()[-3000:]}"
+        assert first.poll() is None, (
+            f"the search ended before it could be killed: {(tmp_path / 'first.log').read_text()[-3000:]}"
+        )
         done_before = _finished_trial_runs(uri)
         assert done_before, "no trial finished within 10 minutes"
         time.sleep(3)  # let Tune write its experiment state after the trial

@@ -10,7 +10,6 @@ import re
 
 import pytest
 import yaml
-
 from train_configs import TINY
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -33,8 +32,14 @@ def _space_dict(seed: int) -> dict:
             "loss.ce_weight": {"type": "categorical", "choices": [1.0, OVERFLOW]},
         },
         "objective": {"metric": "mAP", "direction": "maximize"},
-        "budget": {"trials": TRIALS, "epochs": 3, "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
-                   "max_concurrent_trials": 1},
+        "budget": {
+            "trials": TRIALS,
+            "epochs": 3,
+            "scheduler": "asha",
+            "grace_period": 1,
+            "reduction_factor": 2,
+            "max_concurrent_trials": 1,
+        },
         "resources": {"workers": 2, "cpus_per_worker": 1, "gpus_per_worker": 0},
         "sampler": {"name": "random", "seed": seed},
     }
@@ -45,7 +50,7 @@ def _seed_with_one_overflow(tmp_path) -> int:
     sampler's draws do not depend on results, so the real search repeats them)."""
     import optuna
 
-    from mscm.tune.space import load_search_space
+    from mscm.tune.space_loader import load_search_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for seed in range(100):
@@ -74,10 +79,15 @@ def search(local_ray, tmp_path_factory):
     space.write_text(yaml.safe_dump(_space_dict(seed)))
     console = io.StringIO()
     with contextlib.redirect_stdout(console):  # what the search prints on the driver
-        outcome = run_search(SearchOptions(
-            space=str(space), name="test-search", tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
-            storage_path=str(tmp / "ray_results"), optuna_url=f"sqlite:///{tmp / 'optuna.db'}",
-        ))
+        outcome = run_search(
+            SearchOptions(
+                space=str(space),
+                name="test-search",
+                tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+                storage_path=str(tmp / "ray_results"),
+                optuna_url=f"sqlite:///{tmp / 'optuna.db'}",
+            )
+        )
     outcome.console = console.getvalue()
     return outcome
 
@@ -87,8 +97,9 @@ def _trial_runs(outcome):
 
     client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
+    )
     return client, parent, runs
 
 
@@ -110,8 +121,12 @@ def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
             continue
         assert r.info.status == "FINISHED"
         assert "loss.qct_margin" in r.data.params  # sampled values under their plain dotted keys
-        assert set(r.data.tags[SAMPLED_TAG].split(",")) == {"loss.qct_margin", "optim.lr", "model.mimb_scales",
-                                                            "loss.ce_weight"}
+        assert set(r.data.tags[SAMPLED_TAG].split(",")) == {
+            "loss.qct_margin",
+            "optim.lr",
+            "model.mimb_scales",
+            "loss.ce_weight",
+        }
         assert not any(k.startswith("sampled.") for k in r.data.params)
         epochs = int(r.data.tags["epochs_run"])
         history = client.get_metric_history(r.info.run_id, "eval/mAP")
@@ -128,8 +143,9 @@ def test_trial_runs_follow_the_metric_schema_and_record_their_dataset(search):
     for r in runs:
         keys = set(r.data.metrics)
         assert len(keys) <= MAX_RUN_KEYS, sorted(keys)
-        assert all(k.startswith(("eval/", "loss/", "lr/", "perf/", "best/")) or k in ("params_m", "latency_ms")
-                   for k in keys), sorted(keys)
+        assert all(
+            k.startswith(("eval/", "loss/", "lr/", "perf/", "best/")) or k in ("params_m", "latency_ms") for k in keys
+        ), sorted(keys)
         assert not any(k.startswith("best/best") or "wall" in k or "iteration" in k for k in keys), sorted(keys)
         (dataset,) = r.inputs.dataset_inputs
         assert dataset.dataset.name == "sysu-test" and len(dataset.dataset.digest) == 16
@@ -172,8 +188,12 @@ def test_tune_holds_only_the_sampled_parameters(search):
     client, parent, runs = _trial_runs(search)
     table = pd.read_csv(client.download_artifacts(parent.info.run_id, "search/trials.csv"))
     config_columns = {c for c in table.columns if c.startswith("config/")}
-    assert config_columns == {"config/loss.qct_margin", "config/optim.lr", "config/model.mimb_scales",
-                              "config/loss.ce_weight"}, config_columns
+    assert config_columns == {
+        "config/loss.qct_margin",
+        "config/optim.lr",
+        "config/model.mimb_scales",
+        "config/loss.ce_weight",
+    }, config_columns
 
 
 def test_parent_run_summarises_the_search(search):
@@ -254,9 +274,26 @@ def mlflow_server(tmp_path_factory):
     env.pop("MLFLOW_TRACKING_URI", None)
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}", "--artifacts-destination", str(tmp / "artifacts")],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp / "artifacts"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -292,14 +329,22 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     completed = earlier.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     space = tmp_path / "warm_space.yaml"
     data = _space_dict(0)
-    data["parameters"]["loss.ce_weight"]["choices"] = [1.0]  # no overflow here; the earlier completed trials all had 1.0
+    data["parameters"]["loss.ce_weight"]["choices"] = [
+        1.0
+    ]  # no overflow here; the earlier completed trials all had 1.0
     data["budget"] = {"trials": 1, "epochs": 1, "scheduler": "none"}
     data["resources"] = {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
     space.write_text(yaml.safe_dump(data))
-    outcome = run_search(SearchOptions(
-        space=str(space), name="warm-search", tracking_uri=mlflow_server, warm_start="test-search",
-        storage_path=str(tmp_path / "ray_results"), optuna_url=search.optuna_url,
-    ))
+    outcome = run_search(
+        SearchOptions(
+            space=str(space),
+            name="warm-search",
+            tracking_uri=mlflow_server,
+            warm_start="test-search",
+            storage_path=str(tmp_path / "ray_results"),
+            optuna_url=search.optuna_url,
+        )
+    )
     assert outcome.num_trials == 1 and outcome.num_errored == 0
 
     study = optuna.load_study(study_name="warm-search", storage=search.optuna_url)
@@ -312,8 +357,9 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     parent = client.get_run(outcome.parent_run_id)
     assert parent.data.params["search.warm_start"] == "test-search"
     assert parent.data.params["search.warm_start_trials"] == str(len(completed))
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
+    )
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert len(client.get_metric_history(runs[0].info.run_id, "eval/mAP")) == 1
     assert "evaluation/cmc.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
@@ -338,10 +384,15 @@ def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path
     data["sampler"] = {"name": "nsgaii", "seed": 0, "population_size": 2}
     space = tmp_path / "multi.yaml"
     space.write_text(yaml.safe_dump(data))
-    outcome = run_search(SearchOptions(
-        space=str(space), name="multi-search", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        storage_path=str(tmp_path / "ray_results"), optuna_url=f"sqlite:///{tmp_path / 'optuna.db'}",
-    ))
+    outcome = run_search(
+        SearchOptions(
+            space=str(space),
+            name="multi-search",
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            storage_path=str(tmp_path / "ray_results"),
+            optuna_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        )
+    )
     assert outcome.num_trials == 2 and outcome.num_errored == 0
 
     study = optuna.load_study(study_name="multi-search", storage=outcome.optuna_url)
@@ -351,8 +402,9 @@ def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path
 
     client = MlflowClient(tracking_uri=outcome.tracking_uri, registry_uri=outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
+    )
     reported = sorted(round(r.data.metrics["latency_ms"], 6) for r in runs)
     assert reported == sorted(round(t.values[1], 6) for t in done)  # the study holds what the trials reported
     front = int(parent.data.tags["pareto_trials"])
@@ -360,7 +412,9 @@ def test_a_multi_objective_search_trades_map_against_latency(local_ray, tmp_path
     with open(client.download_artifacts(outcome.parent_run_id, "search/pareto_front.csv", str(tmp_path))) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == front and {"optuna_trial", "mAP", "latency_ms", "model.mimb_scales"} <= set(rows[0])
-    assert "search/plots/pareto_front.png" in {a.path for a in client.list_artifacts(outcome.parent_run_id, "search/plots")}
+    assert "search/plots/pareto_front.png" in {
+        a.path for a in client.list_artifacts(outcome.parent_run_id, "search/plots")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -376,8 +430,14 @@ def test_the_mlflow_ui_shows_the_named_trials_under_the_search_and_a_trials_map(
     """In headless Chromium: the runs table lists the named trial rows under the parent run, with the
     best/mAP column; a trial's page shows its mAP; optuna-dashboard shows the study."""
     pytest.importorskip("playwright", reason="playwright is a dev dependency (pip install -e '.[dev]')")
-    from mscm.tracking.browser import browser_page, find_chromium, open_run, open_runs_table, open_study
-    from mscm.tracking.browser import visible_run_names
+    from mscm.tracking.browser import (
+        browser_page,
+        find_chromium,
+        open_run,
+        open_runs_table,
+        open_study,
+        visible_run_names,
+    )
 
     if find_chromium() is None:
         pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")

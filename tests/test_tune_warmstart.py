@@ -8,7 +8,7 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from mscm.tune.space import load_search_space
+from mscm.tune.space_loader import load_search_space
 from mscm.tune.warmstart import WARM_START_ATTR, warm_start_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -18,8 +18,12 @@ SPACE = {
     "parameters": {
         "optim.lr": {"type": "log-float", "low": 1.0e-3, "high": 0.1},
         "optim.name": {"type": "categorical", "choices": ["sgd", "adamw"]},
-        "optim.momentum": {"type": "float", "low": 0.8, "high": 0.95,
-                           "condition": {"param": "optim.name", "equals": "sgd"}},
+        "optim.momentum": {
+            "type": "float",
+            "low": 0.8,
+            "high": 0.95,
+            "condition": {"param": "optim.name", "equals": "sgd"},
+        },
     },
     "objective": {"metric": "mAP", "direction": "maximize"},
     "budget": {"trials": 4, "epochs": 3},
@@ -40,8 +44,9 @@ def storage(tmp_path):
 
 def _earlier_study(storage, space, n: int = 6) -> optuna.Study:
     """n trials of this space with known values, one failed trial, and two that this space could not draw."""
-    study = optuna.create_study(study_name="earlier", storage=storage, direction="maximize",
-                                sampler=optuna.samplers.RandomSampler(seed=3))
+    study = optuna.create_study(
+        study_name="earlier", storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=3)
+    )
     for i in range(n):
         trial = study.ask()
         space.define_by_run(trial)
@@ -51,12 +56,20 @@ def _earlier_study(storage, space, n: int = 6) -> optuna.Study:
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
     lr = FloatDistribution(1e-4, 1.0, log=True)  # an earlier, wider space
     name = CategoricalDistribution(["sgd", "adamw"])
-    study.add_trial(optuna.trial.create_trial(  # lr outside this space's range
-        params={"optim.lr": 0.5, "optim.name": "adamw"}, distributions={"optim.lr": lr, "optim.name": name}, value=0.9))
-    study.add_trial(optuna.trial.create_trial(  # a parameter this space does not search
-        params={"optim.lr": 0.01, "optim.name": "adamw", "loss.qct_margin": 0.5},
-        distributions={"optim.lr": lr, "optim.name": name, "loss.qct_margin": FloatDistribution(0.3, 1.2)},
-        value=0.8))
+    study.add_trial(
+        optuna.trial.create_trial(  # lr outside this space's range
+            params={"optim.lr": 0.5, "optim.name": "adamw"},
+            distributions={"optim.lr": lr, "optim.name": name},
+            value=0.9,
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(  # a parameter this space does not search
+            params={"optim.lr": 0.01, "optim.name": "adamw", "loss.qct_margin": 0.5},
+            distributions={"optim.lr": lr, "optim.name": name, "loss.qct_margin": FloatDistribution(0.3, 1.2)},
+            value=0.8,
+        )
+    )
     return study
 
 
@@ -80,10 +93,12 @@ def test_copies_the_completed_trials_this_space_could_draw(storage, space):
 def test_the_sampler_of_the_new_study_models_the_copies(storage, space, tmp_path):
     """TPE draws from its seeded random start-up sampler until n_startup_trials are complete: in a fresh
     study its first draw is that random draw; after the warm start it is a TPE draw, and differs."""
+
     def first_lr(study_name: str) -> float:
         sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=5)
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", sampler=sampler,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, direction="maximize", sampler=sampler, load_if_exists=True
+        )
         trial = study.ask()
         space.define_by_run(trial)
         return trial.params["optim.lr"]
@@ -101,8 +116,13 @@ def test_a_choice_the_space_does_not_offer_is_skipped(storage, space):
     lr = FloatDistribution(1e-3, 0.1, log=True)
     name = CategoricalDistribution(["sgd", "adamw", "rmsprop"])
     for choice in ("rmsprop", "adamw"):
-        wider.add_trial(optuna.trial.create_trial(params={"optim.lr": 0.01, "optim.name": choice},
-                                                  distributions={"optim.lr": lr, "optim.name": name}, value=0.5))
+        wider.add_trial(
+            optuna.trial.create_trial(
+                params={"optim.lr": 0.01, "optim.name": choice},
+                distributions={"optim.lr": lr, "optim.name": name},
+                value=0.5,
+            )
+        )
     warm = warm_start_study(storage, "wider", "new", space)
     assert (warm.copied, warm.skipped) == (1, 1)
     assert "1 skipped" in warm.describe()
@@ -122,8 +142,11 @@ def test_errors_name_the_study_and_write_nothing(storage, space, tmp_path):
         warm_start_study(storage, "empty", "new", space)
 
     foreign = optuna.create_study(study_name="foreign", storage=storage, direction="maximize")
-    foreign.add_trial(optuna.trial.create_trial(
-        params={"loss.qct_margin": 0.5}, distributions={"loss.qct_margin": FloatDistribution(0.3, 1.2)}, value=0.5))
+    foreign.add_trial(
+        optuna.trial.create_trial(
+            params={"loss.qct_margin": 0.5}, distributions={"loss.qct_margin": FloatDistribution(0.3, 1.2)}, value=0.5
+        )
+    )
     with pytest.raises(RuntimeError, match="none of the 1 completed trials of study 'foreign'"):
         warm_start_study(storage, "foreign", "new", space)
 

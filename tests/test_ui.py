@@ -47,8 +47,12 @@ def test_the_printed_ui_command_serves_both_stores_and_ctrl_c_stops_both(tmp_pat
     argv = shlex.split(command)
     assert argv[0] == sys.executable  # runs as printed: no venv needs to be active
     mlflow_port, optuna_port = free_port(), free_port()
-    proc = subprocess.Popen([*argv, "--port", str(mlflow_port), "--optuna-port", str(optuna_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*argv, "--port", str(mlflow_port), "--optuna-port", str(optuna_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         lines, deadline = [], time.monotonic() + 150
         while not any(ln.startswith("Ctrl-C stops") for ln in lines) and time.monotonic() < deadline:
@@ -59,8 +63,9 @@ def test_the_printed_ui_command_serves_both_stores_and_ctrl_c_stops_both(tmp_pat
         assert f"MLflow UI: http://127.0.0.1:{mlflow_port}" in lines, lines
         assert f"Optuna dashboard: http://127.0.0.1:{optuna_port}" in lines, lines
         assert _get(f"http://127.0.0.1:{mlflow_port}/health") == b"OK"
-        found = json.loads(_get(f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/experiments/get-by-name"
-                                "?experiment_name=ui-test"))
+        found = json.loads(
+            _get(f"http://127.0.0.1:{mlflow_port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=ui-test")
+        )
         assert found["experiment"]["name"] == "ui-test"
         studies = json.loads(_get(f"http://127.0.0.1:{optuna_port}/api/studies"))
         assert [s["study_name"] for s in studies["study_summaries"]] == ["ui-study"]
@@ -74,8 +79,9 @@ def test_the_printed_ui_command_serves_both_stores_and_ctrl_c_stops_both(tmp_pat
 
 def test_ui_refuses_a_store_that_does_not_exist(tmp_path):
     missing = tmp_path / "none" / "mlflow.db"
-    proc = subprocess.run([sys.executable, "-m", "mscm", "ui", "--store", str(missing)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mscm", "ui", "--store", str(missing)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"mscm ui: error: tracking URI 'sqlite:///{missing}': no MLflow store")
     assert not missing.parent.exists()

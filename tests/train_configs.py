@@ -28,9 +28,11 @@ TINY: dict[str, Any] = {
 def tiny_config(tmp_path, **overrides: Any) -> RunConfig:
     """The tiny smoke config with its MLflow store and Ray storage under ``tmp_path``."""
     values = dict(TINY)
-    values.update({
-        "tracking.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "train.storage_path": str(tmp_path / "ray_results"),
-    })
+    values.update(
+        {
+            "tracking.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "train.storage_path": str(tmp_path / "ray_results"),
+        }
+    )
     values.update({k.replace("__", "."): v for k, v in overrides.items()})
     return load_run_config("smoke", values)

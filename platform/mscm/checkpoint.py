@@ -146,7 +146,9 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
             parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatches (first: {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(shapes)} shape mismatches (first: {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
         raise CheckpointError(f"{source}: weights do not fit this model: " + "; ".join(parts))
     model.load_state_dict(state)
 

@@ -19,7 +19,7 @@ from typing import Any
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _rebuild(cls: type, args: tuple, state: dict[str, Any]) -> "MscmError":
+def _rebuild(cls: type, args: tuple, state: dict[str, Any]) -> MscmError:
     err = cls.__new__(cls, *args)
     err.args = args
     err.__dict__.update(state)
@@ -113,5 +113,13 @@ def qualified_names() -> set[str]:
     return out
 
 
-__all__ = ["MscmError", "UsageError", "StorageError", "TrackingError", "RegistryError",
-           "find_mscm_error", "one_line", "qualified_names"]
+__all__ = [
+    "MscmError",
+    "UsageError",
+    "StorageError",
+    "TrackingError",
+    "RegistryError",
+    "find_mscm_error",
+    "one_line",
+    "qualified_names",
+]

@@ -31,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         if register is not None:
             register(sub)
     for command in sub.choices.values():
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the traceback of an error (also MSCM_DEBUG=1)")
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the traceback of an error (also MSCM_DEBUG=1)",
+        )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also MSCM_DEBUG=1)")
     return parser
 

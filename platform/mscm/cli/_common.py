@@ -12,11 +12,18 @@ from ..errors import UsageError
 
 def add_config_args(p: argparse.ArgumentParser, *, required: bool = True, default: str | None = None) -> None:
     p.add_argument(
-        "--config", "-c", required=required and default is None, default=default,
+        "--config",
+        "-c",
+        required=required and default is None,
+        default=default,
         help="run config: a YAML file or a built-in recipe (sysu, regdb, llcm, smoke)",
     )
     p.add_argument(
-        "--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value by dotted key, e.g. --set loss.qct_margin=0.5 (repeatable)",
     )
 

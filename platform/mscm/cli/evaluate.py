@@ -12,29 +12,53 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     protocols = [p for ps in PROTOCOLS.values() for p in ps]
     p = sub.add_parser(
-        "evaluate", help="evaluate a checkpoint on a dataset's test protocols (SYSU, RegDB, LLCM)",
+        "evaluate",
+        help="evaluate a checkpoint on a dataset's test protocols (SYSU, RegDB, LLCM)",
         description="Evaluate a checkpoint on the full test protocol of a dataset: SYSU-MM01 all and indoor "
-                    "search, RegDB visible->thermal and thermal->visible, LLCM IR->VIS and VIS->IR "
-                    "(shared/design/eval-protocols.md). Prints R1/R5/R10/R20/mAP/mINP in % (mean ± std over trials).",
+        "search, RegDB visible->thermal and thermal->visible, LLCM IR->VIS and VIS->IR "
+        "(shared/design/eval-protocols.md). Prints R1/R5/R10/R20/mAP/mINP in % (mean ± std over trials).",
     )
-    p.add_argument("--checkpoint", required=True, action="append", metavar="DIR",
-                   help="checkpoint directory (as training writes it); repeat for RegDB, one per split")
-    p.add_argument("--dataset", metavar="ROOT",
-                   help="dataset folder in its original layout (default: the checkpoint's data.root; "
-                        "null there = the synthetic data it was trained on)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="checkpoint directory (as training writes it); repeat for RegDB, one per split",
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="ROOT",
+        help="dataset folder in its original layout (default: the checkpoint's data.root; "
+        "null there = the synthetic data it was trained on)",
+    )
     p.add_argument("--layout", choices=_DATASETS, help="layout of --dataset (default: the checkpoint's dataset)")
-    p.add_argument("--protocol", action="append", choices=protocols,
-                   help="protocol to run, repeatable (default: every protocol of the dataset)")
+    p.add_argument(
+        "--protocol",
+        action="append",
+        choices=protocols,
+        help="protocol to run, repeatable (default: every protocol of the dataset)",
+    )
     p.add_argument("--trials", type=int, help="random gallery draws for SYSU/LLCM (default: eval.trials)")
     p.add_argument("--gallery-mode", choices=["single", "multi"], help="SYSU/LLCM gallery (default: eval.gallery_mode)")
     p.add_argument("--feature", choices=["bn", "pool", "pool+bn"], help="ranking feature (default: eval.feature)")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="horizontal-flip test-time augmentation (default: eval.flip)")
-    p.add_argument("--regdb-split", type=int, metavar="N",
-                   help="RegDB split 1..10 to test on (default: the checkpoint's data.regdb_trial)")
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="horizontal-flip test-time augmentation (default: eval.flip)",
+    )
+    p.add_argument(
+        "--regdb-split",
+        type=int,
+        metavar="N",
+        help="RegDB split 1..10 to test on (default: the checkpoint's data.regdb_trial)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                   help="autocast dtype on CUDA (default: train.precision of the checkpoint)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast dtype on CUDA (default: train.precision of the checkpoint)",
+    )
     p.add_argument("--cache-dir", help="decoded-image cache (default: data.cache_dir of the checkpoint)")
     p.add_argument("--json", metavar="OUT", help="write the results (every trial) as JSON")
     p.add_argument("--cmc-plot", metavar="OUT.png", help="write the CMC curves as a PNG")
@@ -46,15 +70,26 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.full import evaluate_checkpoints
 
     report = evaluate_checkpoints(
-        args.checkpoint, dataset_root=args.dataset, layout=args.layout, protocols=args.protocol,
-        trials=args.trials, flip=args.flip, feature=args.feature, gallery_mode=args.gallery_mode,
-        regdb_split=args.regdb_split, device=args.device, precision=args.precision, cache_dir=args.cache_dir,
+        args.checkpoint,
+        dataset_root=args.dataset,
+        layout=args.layout,
+        protocols=args.protocol,
+        trials=args.trials,
+        flip=args.flip,
+        feature=args.feature,
+        gallery_mode=args.gallery_mode,
+        regdb_split=args.regdb_split,
+        device=args.device,
+        precision=args.precision,
+        cache_dir=args.cache_dir,
         progress=not args.quiet,
     )
     d = report.dataset
     split = f", RegDB split {d['regdb_split']}" if "regdb_split" in d else ""
-    print(f"{d['layout']} at {d['root']} ({d['split']} split{split}): "
-          f"{d['test_visible']} visible + {d['test_infrared']} infrared test images")
+    print(
+        f"{d['layout']} at {d['root']} ({d['split']} split{split}): "
+        f"{d['test_visible']} visible + {d['test_infrared']} infrared test images"
+    )
     print(f"checkpoint{'s' * (len(report.checkpoints) > 1)}: {', '.join(report.checkpoints)}")
     print()
     print(report.table())

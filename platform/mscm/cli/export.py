@@ -8,8 +8,9 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model's inference path (TorchScript), checked against PyTorch")
-    p.add_argument("--model", required=True,
-                   help="models:/<name>@<alias>, models:/<name>/<version>, or a checkpoint folder")
+    p.add_argument(
+        "--model", required=True, help="models:/<name>@<alias>, models:/<name>/<version>, or a checkpoint folder"
+    )
     p.add_argument("--out", required=True, help="output file, e.g. model.ts")
     p.add_argument("--format", default="torchscript", choices=["torchscript"], help="export format")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the project store)")

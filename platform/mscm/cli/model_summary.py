@@ -11,8 +11,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model-summary", help="print the model's parameter counts per part")
     add_config_args(p, default="sysu")
     p.add_argument("--num-classes", type=int, default=395, help="classifier size (SYSU-MM01: 395)")
-    p.add_argument("--forward", action="store_true",
-                   help="also run one training forward (2 images per stream, at the config's input size)")
+    p.add_argument(
+        "--forward",
+        action="store_true",
+        help="also run one training forward (2 images per stream, at the config's input size)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -32,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
     parts = model.parameter_breakdown()
     total = sum(parts.values())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"MSCMNet {model_cfg.backbone}, {model_cfg.streams} streams, MIMB scales {model_cfg.mimb_scales}, "
-          f"non-local {'on' if model_cfg.non_local else 'off'}, {args.num_classes} classes, input {h}x{w}")
+    print(
+        f"MSCMNet {model_cfg.backbone}, {model_cfg.streams} streams, MIMB scales {model_cfg.mimb_scales}, "
+        f"non-local {'on' if model_cfg.non_local else 'off'}, {args.num_classes} classes, input {h}x{w}"
+    )
     width = max(len(k) for k in parts)
     for name, n in parts.items():
         print(f"  {name:<{width}}  {n / 1e6:9.4f} M  {100 * n / total:5.1f}%")
@@ -43,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         with torch.no_grad():
             out = model(*views)
-        print(f"forward of {model.streams} x 2 images: features {tuple(out.features.shape)}, "
-              f"logits {tuple(out.logits.shape)}, {time.perf_counter() - start:.2f} s")
+        print(
+            f"forward of {model.streams} x 2 images: features {tuple(out.features.shape)}, "
+            f"logits {tuple(out.logits.shape)}, {time.perf_counter() - start:.2f} s"
+        )
     return 0

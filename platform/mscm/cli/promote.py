@@ -7,16 +7,21 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "promote", help="evaluate a search's best trial against the registered champion and register it",
+        "promote",
+        help="evaluate a search's best trial against the registered champion and register it",
         description="Select the best trial of a search (by the metric of its best checkpoint), evaluate it and the "
-                    "current champion on the full test protocol of its dataset, and register it: with the alias "
-                    "'champion' when it is better by more than the margin, else 'challenger'. See docs/promotion.md.")
+        "current champion on the full test protocol of its dataset, and register it: with the alias "
+        "'champion' when it is better by more than the margin, else 'challenger'. See docs/promotion.md.",
+    )
     p.add_argument("--search", required=True, help="search name (as given to or printed by mscm tune)")
     p.add_argument("--trial", help="promote this trial id instead of the best one")
     p.add_argument("--registered-model", help="MLflow registered model (default: mscm-<dataset>)")
     p.add_argument("--metric", help="deciding metric: mAP (default), mINP, rank1, rank5, rank10, rank20")
-    p.add_argument("--margin", type=float,
-                   help="required improvement over the champion as a fraction (0.01 = one point); default 0")
+    p.add_argument(
+        "--margin",
+        type=float,
+        help="required improvement over the champion as a fraction (0.01 = one point); default 0",
+    )
     p.add_argument("--protocol", help="deciding protocol (default: the mean over the dataset's protocols)")
     p.add_argument("--trials", type=int, help="gallery draws per protocol (default 10)")
     p.add_argument("--gallery-mode", choices=["single", "multi"], help="SYSU/LLCM gallery (default single)")
@@ -35,14 +40,29 @@ def run(args: argparse.Namespace) -> int:
     from ..registry.promote import promote
     from ..registry.settings import promotion_settings
 
-    settings = promotion_settings({
-        "registered_model": args.registered_model, "metric": args.metric, "margin": args.margin,
-        "protocol": args.protocol, "trials": args.trials, "gallery_mode": args.gallery_mode,
-    }, source="command-line options")
+    settings = promotion_settings(
+        {
+            "registered_model": args.registered_model,
+            "metric": args.metric,
+            "margin": args.margin,
+            "protocol": args.protocol,
+            "trials": args.trials,
+            "gallery_mode": args.gallery_mode,
+        },
+        source="command-line options",
+    )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    outcome = promote(args.search, settings, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                      trial_id=args.trial, dataset_root=args.dataset_root, dry_run=args.dry_run,
-                      device=device, progress=not args.quiet)
+    outcome = promote(
+        args.search,
+        settings,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        trial_id=args.trial,
+        dataset_root=args.dataset_root,
+        dry_run=args.dry_run,
+        device=device,
+        progress=not args.quiet,
+    )
     print(outcome.message())
     if outcome.version and not args.dry_run:
         print(f"load it with: mlflow.pytorch.load_model('models:/{outcome.registered_model}/{outcome.version}')")

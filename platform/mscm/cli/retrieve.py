@@ -9,8 +9,9 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrieve", help="rank a gallery folder against a query image; writes CSV, JSON and a PNG grid")
-    p.add_argument("--model", required=True,
-                   help="models:/<name>@champion (or another MLflow model URI), or a checkpoint folder")
+    p.add_argument(
+        "--model", required=True, help="models:/<name>@champion (or another MLflow model URI), or a checkpoint folder"
+    )
     p.add_argument("--query", required=True, help="query image file")
     p.add_argument("--modality", required=True, help="modality of the query: visible or infrared")
     p.add_argument("--gallery", required=True, help="folder of gallery images (searched recursively)")
@@ -28,14 +29,23 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model = load_embedder(args.model, args.tracking_uri)
-        ranking = rank_gallery(model, args.query, args.gallery, args.modality, top=args.top,
-                               gallery_modality=args.gallery_modality, progress=not args.quiet)
+        ranking = rank_gallery(
+            model,
+            args.query,
+            args.gallery,
+            args.modality,
+            top=args.top,
+            gallery_modality=args.gallery_modality,
+            progress=not args.quiet,
+        )
     except (RetrievalError, ModelSourceError) as e:
         print(f"mscm retrieve: {e}", file=sys.stderr)
         return 2
     out = write_ranking(ranking, args.out or f"retrieval-{Path(args.query).stem}")
-    print(f"{ranking.query} ({ranking.query_modality}) against {ranking.gallery_size} {ranking.gallery_modality} "
-          f"images in {ranking.gallery}" + (f" ({len(ranking.skipped)} unreadable, skipped)" if ranking.skipped else ""))
+    print(
+        f"{ranking.query} ({ranking.query_modality}) against {ranking.gallery_size} {ranking.gallery_modality} "
+        f"images in {ranking.gallery}" + (f" ({len(ranking.skipped)} unreadable, skipped)" if ranking.skipped else "")
+    )
     for m in ranking.matches:
         print(f"  #{m.rank:<3} {m.score:.4f}  {m.path}")
     print(f"wrote {out['csv']}, {out['json']}, {out['grid']}")

@@ -24,8 +24,16 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synth import generate_atomic
 
     try:
-        info = generate_atomic(args.layout, args.out, args.identities, args.seed, args.height, args.width,
-                               progress=not args.quiet, overwrite=args.overwrite)
+        info = generate_atomic(
+            args.layout,
+            args.out,
+            args.identities,
+            args.seed,
+            args.height,
+            args.width,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
     except (DatasetError, ValueError) as e:
         print(f"mscm synth: {e}", file=sys.stderr)
         return 2

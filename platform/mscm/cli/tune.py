@@ -19,14 +19,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    p.add_argument("--space", default=env("MSCM_SEARCH_SPACE", "smoke"),
-                   help="search-space YAML file or shipped name (smoke, mimb); default: $MSCM_SEARCH_SPACE or smoke")
-    p.add_argument("--name", help="search name (Tune experiment, Optuna study, MLflow parent run); needed with --resume")
-    p.add_argument("--dataset-root", default=env("MSCM_DATASET_ROOT"),
-                   help="dataset folder in its original layout (default: synthetic data)")
+    p.add_argument(
+        "--space",
+        default=env("MSCM_SEARCH_SPACE", "smoke"),
+        help="search-space YAML file or shipped name (smoke, mimb); default: $MSCM_SEARCH_SPACE or smoke",
+    )
+    p.add_argument(
+        "--name", help="search name (Tune experiment, Optuna study, MLflow parent run); needed with --resume"
+    )
+    p.add_argument(
+        "--dataset-root",
+        default=env("MSCM_DATASET_ROOT"),
+        help="dataset folder in its original layout (default: synthetic data)",
+    )
     p.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="MLflow tracking URI")
-    p.add_argument("--storage-path", default=env("MSCM_STORAGE_PATH"),
-                   help="Ray results (shared storage on multi-node clusters: NFS path or s3://)")
+    p.add_argument(
+        "--storage-path",
+        default=env("MSCM_STORAGE_PATH"),
+        help="Ray results (shared storage on multi-node clusters: NFS path or s3://)",
+    )
     p.add_argument("--optuna-url", default=env("MSCM_OPTUNA_URL"), help="Optuna RDB storage URL (SQLAlchemy)")
     p.add_argument("--trials", type=int, help="number of trials (default: the space's budget)")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's budget)")
@@ -38,9 +49,12 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-start", metavar="STUDY", help="seed the sampler with an earlier study's completed trials")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--verbose", action="store_true", help="Ray Tune's status tables instead of one line per report")
-    p.add_argument("--no-models", action="store_true",
-                   help="log no inference model per trial (its weights stay in Ray's checkpoints only; "
-                        "such trials cannot be promoted)")
+    p.add_argument(
+        "--no-models",
+        action="store_true",
+        help="log no inference model per trial (its weights stay in Ray's checkpoints only; "
+        "such trials cannot be promoted)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,18 +63,32 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (the search to continue)")
-    outcome = run_search(SearchOptions(
-        space=args.space, name=args.name, dataset_root=args.dataset_root, tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path, optuna_url=args.optuna_url, trials=args.trials, epochs=args.epochs,
-        workers_per_trial=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
-        max_concurrent=args.max_concurrent, time_budget_s=args.time_budget, resume=args.resume,
-        warm_start=args.warm_start, address=args.address, log_models=not args.no_models,
-        verbose=args.verbose,
-    ))
+    outcome = run_search(
+        SearchOptions(
+            space=args.space,
+            name=args.name,
+            dataset_root=args.dataset_root,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            optuna_url=args.optuna_url,
+            trials=args.trials,
+            epochs=args.epochs,
+            workers_per_trial=args.workers_per_trial,
+            gpus_per_worker=args.gpus_per_worker,
+            max_concurrent=args.max_concurrent,
+            time_budget_s=args.time_budget,
+            resume=args.resume,
+            warm_start=args.warm_start,
+            address=args.address,
+            log_models=not args.no_models,
+            verbose=args.verbose,
+        )
+    )
     print(f"search {outcome.name}: {outcome.num_trials} trials ({outcome.num_errored} failed)")
     if outcome.best_trial_id:
-        shown = ", ".join(f"{k} {100 * v:.2f}%" for k, v in outcome.best_metrics.items()
-                          if k in ("mAP", "rank1", "mINP"))
+        shown = ", ".join(
+            f"{k} {100 * v:.2f}%" for k, v in outcome.best_metrics.items() if k in ("mAP", "rank1", "mINP")
+        )
         print(f"best trial {outcome.best_trial_id}: {shown}\n  checkpoint {outcome.best_checkpoint}")
     print(f"promote it with: mscm promote --search {outcome.name}")
     return 0

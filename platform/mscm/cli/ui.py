@@ -7,13 +7,20 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ui", help="open the MLflow UI and optuna-dashboard on a store (bound to 127.0.0.1; Ctrl-C stops both)",
+        "ui",
+        help="open the MLflow UI and optuna-dashboard on a store (bound to 127.0.0.1; Ctrl-C stops both)",
         description="Start the MLflow UI (one worker, no job runner) on a tracking store and optuna-dashboard on "
-                    "the Optuna storage of its searches, print both URLs, and run until Ctrl-C.")
-    p.add_argument("--store", help="MLflow tracking URI or SQLite file (default: $MLFLOW_TRACKING_URI, else the "
-                                   "project's mlruns/mlflow.db)")
-    p.add_argument("--optuna-url", help="Optuna storage URL (default: optuna.db beside a SQLite store, else the "
-                                        "project's mlruns/optuna.db); 'none' starts no dashboard")
+        "the Optuna storage of its searches, print both URLs, and run until Ctrl-C.",
+    )
+    p.add_argument(
+        "--store",
+        help="MLflow tracking URI or SQLite file (default: $MLFLOW_TRACKING_URI, else the project's mlruns/mlflow.db)",
+    )
+    p.add_argument(
+        "--optuna-url",
+        help="Optuna storage URL (default: optuna.db beside a SQLite store, else the "
+        "project's mlruns/optuna.db); 'none' starts no dashboard",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=5000, help="MLflow UI port (default 5000)")
     p.add_argument("--optuna-port", type=int, default=8080, help="optuna-dashboard port (default 8080)")

@@ -25,10 +25,27 @@ from .schema import (
 )
 
 __all__ = [
-    "PROTOCOLS", "AugmentConfig", "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig",
-    "OptimConfig", "RunConfig", "ScheduleConfig", "SyntheticConfig", "TrackingConfig", "TrainConfig",
-    "apply_overrides", "builtin_configs", "dump_yaml", "flatten", "from_dict", "has_dotted",
-    "load_run_config", "to_dict",
+    "PROTOCOLS",
+    "AugmentConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "ScheduleConfig",
+    "SyntheticConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "builtin_configs",
+    "dump_yaml",
+    "flatten",
+    "from_dict",
+    "has_dotted",
+    "load_run_config",
+    "to_dict",
 ]
 
 

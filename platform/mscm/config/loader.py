@@ -41,9 +41,11 @@ def spec(
     lt: float | None = None,
     doc: str = "",
     default_factory: Any = _MISSING,
+    key: str | None = None,
 ) -> Any:
-    """A dataclass field with numeric bounds (checked on load) and a one-line description."""
-    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc}
+    """A dataclass field with numeric bounds (checked on load) and a one-line description. ``key``: the
+    name in the file when it cannot be a Python name (``in`` of a search-space condition)."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc, "key": key}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if default is _MISSING:
@@ -53,6 +55,21 @@ def spec(
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _file_key(f: dataclasses.Field) -> str:
+    return f.metadata.get("key") or f.name
+
+
+def _not_a_number(value: Any, kind: str) -> str:
+    """The problem of a non-numeric value; explains PyYAML 1.1 reading ``1e-4`` as text."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return f"must be {kind}, got the text {value!r}"
+        return f"must be {kind}, got the text {value!r} (YAML 1.1 reads exponents without a dot as text: write 1.0e-4)"
+    return f"must be {kind}, got {value!r}"
 
 
 def _check_bounds(value: Any, meta: dict, source: str, key: str) -> None:
@@ -75,26 +92,19 @@ def _check_bounds(value: Any, meta: dict, source: str, key: str) -> None:
             raise ConfigError(source, key, f"must be {sym} {bound}, got {value!r}")
 
 
+def check_value(value: Any, tp: Any, source: str, key: str) -> Any:
+    """``value`` checked against the annotation ``tp`` as a config field of that type is (one value
+    outside a dataclass, such as the ``type`` that picks a search-space parameter's section)."""
+    return _coerce(value, tp, source, key)
+
+
 def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert only lossless cases (int -> float, list -> tuple)."""
     origin = get_origin(tp)
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(source, key, f"must not be null (expected {_type_name(tp)})")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, source, key)
-            except ConfigError as e:
-                errors.append(e.problem)
-        raise ConfigError(source, key, "; ".join(errors))
+        return _coerce_union(value, tp, source, key)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
@@ -107,36 +117,61 @@ def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
             raise ConfigError(source, key, f"must be a mapping, got {type(value).__name__}")
         return from_dict(tp, value, source=source, prefix=key)
     if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(source, key, f"must be a list, got {type(value).__name__}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(source, key, f"must have {len(args)} items, got {len(value)}")
-            items = [_coerce(v, a, source, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
-        else:
-            item_tp = args[0] if args else Any
-            items = [_coerce(v, item_tp, source, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(value, tp, source, key)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(source, key, f"must be a mapping, got {type(value).__name__}")
         k_tp, v_tp = get_args(tp) or (Any, Any)
         return {
-            _coerce(k, k_tp, source, f"{key}.{k}"): _coerce(v, v_tp, source, f"{key}.{k}")
-            for k, v in value.items()
+            _coerce(k, k_tp, source, f"{key}.{k}"): _coerce(v, v_tp, source, f"{key}.{k}") for k, v in value.items()
         }
+    return _coerce_scalar(value, tp, source, key)
+
+
+def _coerce_union(value: Any, tp: Any, source: str, key: str) -> Any:
+    args = get_args(tp)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(source, key, f"must not be null (expected {_type_name(tp)})")
+    options = [a for a in args if a is not type(None)]
+    if len(options) == 1:  # Optional[X]: X's own error, with its own (possibly nested) key
+        return _coerce(value, options[0], source, key)
+    errors = []
+    for arg in options:
+        try:
+            return _coerce(value, arg, source, key)
+        except ConfigError as e:
+            errors.append(e.problem)
+    raise ConfigError(source, key, "; ".join(errors))
+
+
+def _coerce_sequence(value: Any, tp: Any, source: str, key: str) -> list | tuple:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(source, key, f"must be a list, got {type(value).__name__}")
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise ConfigError(source, key, f"must have {len(args)} items, got {len(value)}")
+        items = [_coerce(v, a, source, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+    else:
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_scalar(value: Any, tp: Any, source: str, key: str) -> Any:
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(source, key, f"must be true or false, got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(source, key, f"must be an integer, got {value!r}")
+            raise ConfigError(source, key, _not_a_number(value, "an integer"))
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(source, key, f"must be a number, got {value!r}")
+            raise ConfigError(source, key, _not_a_number(value, "a number"))
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -152,20 +187,22 @@ def from_dict(cls: type[T], data: dict, *, source: str = "", prefix: str = "") -
     if not isinstance(data, dict):
         raise ConfigError(source, prefix, f"must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    fields = {_file_key(f): f for f in dataclasses.fields(cls) if f.init}  # by their name in the file
+    unknown = sorted((str(k) for k in set(data) - set(fields)), key=str)
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
         raise ConfigError(source, key, f"unknown key (known keys: {', '.join(sorted(fields))})")
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
-        coerced = _coerce(value, hints[name], source, key)
-        _check_bounds(coerced, fields[name].metadata, source, key)
-        kwargs[name] = coerced
+        f = fields[name]
+        coerced = _coerce(value, hints[f.name], source, key)
+        _check_bounds(coerced, f.metadata, source, key)
+        kwargs[f.name] = coerced
     missing = [
-        n for n, f in fields.items()
-        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        n
+        for n, f in fields.items()
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
         key = f"{prefix}.{missing[0]}" if prefix else missing[0]
@@ -182,7 +219,7 @@ def from_dict(cls: type[T], data: dict, *, source: str = "", prefix: str = "") -
 def to_dict(cfg: Any) -> Any:
     """Plain nested dict of a config dataclass (tuples become lists, so it dumps as clean YAML)."""
     if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        return {_file_key(f): to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v) for v in cfg]
     if isinstance(cfg, dict):

@@ -119,7 +119,8 @@ class DataConfig:
     cache_dir: str | None = spec(None, doc="decoded-image cache; null = <project>/data/cache")
     skip_corrupt: bool = spec(False, doc="skip unreadable images (and report them) instead of failing")
     missing_modality: Literal["error", "warn"] = spec(
-        "error", doc="a training id with images in one modality only: stop (error) or drop it and warn")
+        "error", doc="a training id with images in one modality only: stop (error) or drop it and warn"
+    )
     loader_workers: int = spec(2, ge=0)
 
 

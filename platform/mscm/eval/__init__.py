@@ -14,26 +14,78 @@
 """
 
 from .features import extract_features, features_for_eval, fuse_for_similarity
-from .metrics import (
-    distances, evaluate_distmat, evaluate_features, removal_mask, score_distmat, score_features, summarize,
-)
 from .full import (
-    Report, TestFeatures, combine_regdb_splits, evaluate, evaluate_checkpoint, evaluate_checkpoints,
-    evaluate_full, extract_test_features, full_protocols, load_test_images, rank_protocols,
+    Report,
+    TestFeatures,
+    combine_regdb_splits,
+    evaluate,
+    evaluate_checkpoint,
+    evaluate_checkpoints,
+    evaluate_full,
+    extract_test_features,
+    full_protocols,
+    load_test_images,
+    rank_protocols,
+)
+from .metrics import (
+    distances,
+    evaluate_distmat,
+    evaluate_features,
+    removal_mask,
+    score_distmat,
+    score_features,
+    summarize,
 )
 from .protocols import (
-    PROTOCOL_SPECS, GalleryFolders, ProtocolSpec, candidates, draw_gallery, get_protocol, trial_split,
+    PROTOCOL_SPECS,
+    GalleryFolders,
+    ProtocolSpec,
+    candidates,
+    draw_gallery,
+    get_protocol,
+    trial_split,
 )
 from .result import EvalResult, TrialResult, format_paper_table, format_table, plot_cmc
 from .runner import evaluate_protocol
 from .scores import METRIC_KEYS, RANKS, Metrics, QueryScores
 
 __all__ = [
-    "EvalResult", "GalleryFolders", "METRIC_KEYS", "Metrics", "PROTOCOL_SPECS", "ProtocolSpec", "QueryScores",
-    "RANKS", "Report", "TestFeatures", "TrialResult", "candidates", "combine_regdb_splits", "distances",
-    "draw_gallery", "evaluate", "evaluate_checkpoint", "evaluate_checkpoints", "evaluate_distmat",
-    "evaluate_features", "evaluate_full", "evaluate_protocol", "extract_features", "extract_test_features",
-    "features_for_eval", "format_paper_table", "format_table", "full_protocols", "fuse_for_similarity",
-    "get_protocol", "load_test_images", "plot_cmc", "rank_protocols", "removal_mask", "score_distmat",
-    "score_features", "summarize", "trial_split",
+    "EvalResult",
+    "GalleryFolders",
+    "METRIC_KEYS",
+    "Metrics",
+    "PROTOCOL_SPECS",
+    "ProtocolSpec",
+    "QueryScores",
+    "RANKS",
+    "Report",
+    "TestFeatures",
+    "TrialResult",
+    "candidates",
+    "combine_regdb_splits",
+    "distances",
+    "draw_gallery",
+    "evaluate",
+    "evaluate_checkpoint",
+    "evaluate_checkpoints",
+    "evaluate_distmat",
+    "evaluate_features",
+    "evaluate_full",
+    "evaluate_protocol",
+    "extract_features",
+    "extract_test_features",
+    "features_for_eval",
+    "format_paper_table",
+    "format_table",
+    "full_protocols",
+    "fuse_for_similarity",
+    "get_protocol",
+    "load_test_images",
+    "plot_cmc",
+    "rank_protocols",
+    "removal_mask",
+    "score_distmat",
+    "score_features",
+    "summarize",
+    "trial_split",
 ]

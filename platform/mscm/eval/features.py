@@ -61,16 +61,16 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
 def extract_features(
     model: torch.nn.Module,
     images: Sequence[np.ndarray],
-    modality: "Modality | str | int",
+    modality: Modality | str | int,
     *,
     batch_size: int = 64,
-    device: "str | torch.device" = "cpu",
+    device: str | torch.device = "cpu",
     which: Which = "bn",
     flip: bool = False,
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
     desc: str | None = None,
-) -> "torch.Tensor | tuple[torch.Tensor, torch.Tensor]":
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Features of every image, float32 on the CPU: N x D, or (pool, bn) for ``which="both"``.
 
     The model runs in eval mode (its previous mode is restored) under ``torch.inference_mode``.
@@ -92,8 +92,13 @@ def extract_features(
     model.eval()
     try:
         with torch.inference_mode(), _autocast(device, amp_dtype):
-            for lo in tqdm(range(0, n, batch_size), desc=desc or f"features ({modality.name.lower()})",
-                           unit="batch", disable=not progress, leave=False):
+            for lo in tqdm(
+                range(0, n, batch_size),
+                desc=desc or f"features ({modality.name.lower()})",
+                unit="batch",
+                disable=not progress,
+                leave=False,
+            ):
                 x = normalize_uint8(_batch(images, lo, min(n, lo + batch_size)).to(device, non_blocking=True))
                 feats = _embed(model, x, modality, which)
                 if flip:
@@ -133,10 +138,10 @@ def fuse_for_similarity(parts: Sequence[torch.Tensor], weights: Sequence[float] 
 def features_for_eval(
     model: torch.nn.Module,
     images: Sequence[np.ndarray],
-    modality: "Modality | str | int",
+    modality: Modality | str | int,
     eval_cfg: EvalConfig,
     *,
-    device: "str | torch.device" = "cpu",
+    device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -144,7 +149,14 @@ def features_for_eval(
     the sum of the pool and bn cosine similarities), with EvalConfig.flip and batch_size."""
     which: Which = "both" if eval_cfg.feature == "pool+bn" else eval_cfg.feature  # type: ignore[assignment]
     out = extract_features(
-        model, images, modality, batch_size=eval_cfg.batch_size, device=device, which=which,
-        flip=eval_cfg.flip, amp_dtype=amp_dtype, progress=progress,
+        model,
+        images,
+        modality,
+        batch_size=eval_cfg.batch_size,
+        device=device,
+        which=which,
+        flip=eval_cfg.flip,
+        amp_dtype=amp_dtype,
+        progress=progress,
     )
     return fuse_for_similarity(out) if which == "both" else out  # type: ignore[arg-type]

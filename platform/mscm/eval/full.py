@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..config.schema import PROTOCOLS, EvalConfig
-from ..errors import UsageError
 from ..data.records import Modality, VIReIDDataset
+from ..errors import UsageError
 from .features import IndexedImages, features_for_eval
 from .protocols import candidates, check_dataset, get_protocol
 from .result import EvalResult, format_paper_table, format_table, plot_cmc
@@ -48,8 +48,13 @@ def full_protocols(dataset: str) -> tuple[str, ...]:
 
 
 def load_test_images(
-    dataset: VIReIDDataset, height: int, width: int, *, cache_dir: str | None = None,
-    skip_corrupt: bool = False, progress: bool = True,
+    dataset: VIReIDDataset,
+    height: int,
+    width: int,
+    *,
+    cache_dir: str | None = None,
+    skip_corrupt: bool = False,
+    progress: bool = True,
 ) -> tuple[VIReIDDataset, Sequence[np.ndarray], Sequence[np.ndarray]]:
     """The test images of ``dataset`` decoded at ``height`` x ``width`` (the model's input size) in the
     decoded-image cache, aligned with the returned dataset's test lists (unreadable images dropped
@@ -79,8 +84,10 @@ class TestFeatures:
 
 
 def _check_images(dataset: VIReIDDataset, images_visible: Sequence, images_infrared: Sequence) -> None:
-    for name, imgs, recs in (("images_visible", images_visible, dataset.test_visible),
-                             ("images_infrared", images_infrared, dataset.test_infrared)):
+    for name, imgs, recs in (
+        ("images_visible", images_visible, dataset.test_visible),
+        ("images_infrared", images_infrared, dataset.test_infrared),
+    ):
         if len(imgs) != len(recs):
             raise ValueError(f"{name} has {len(imgs)} images for {len(recs)} test records")
 
@@ -93,7 +100,7 @@ def extract_test_features(
     images_infrared: Sequence[np.ndarray],
     *,
     protocols: Sequence[str] | None = None,
-    device: "str | torch.device" = "cpu",
+    device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> TestFeatures:
@@ -117,20 +124,38 @@ def extract_test_features(
         if parts:
             rows[modality] = np.unique(np.concatenate(parts))
             feats[modality] = features_for_eval(
-                model, IndexedImages(images[modality], rows[modality]), modality, eval_cfg, device=device,
-                amp_dtype=amp_dtype, progress=progress,
+                model,
+                IndexedImages(images[modality], rows[modality]),
+                modality,
+                eval_cfg,
+                device=device,
+                amp_dtype=amp_dtype,
+                progress=progress,
             ).to(device)  # rank where the model ran
     return TestFeatures(names, rows, feats, eval_cfg.feature, eval_cfg.flip)
 
 
-def _rank(features: TestFeatures, dataset: VIReIDDataset, name: str, trials: "int | Sequence[int]",
-          gallery_mode: str, progress: bool) -> EvalResult:
+def _rank(
+    features: TestFeatures,
+    dataset: VIReIDDataset,
+    name: str,
+    trials: int | Sequence[int],
+    gallery_mode: str,
+    progress: bool,
+) -> EvalResult:
     spec = get_protocol(name)
     pool = candidates(spec, dataset)
     return evaluate_protocol(
-        name, dataset, features.of(spec.query_modality, pool.query), features.of(spec.gallery_modality, pool.gallery),
-        trials=trials, gallery_mode=gallery_mode if spec.drawn_gallery else "single",  # type: ignore[arg-type]
-        feature=features.feature, flip=features.flip, pool=pool, progress=progress,
+        name,
+        dataset,
+        features.of(spec.query_modality, pool.query),
+        features.of(spec.gallery_modality, pool.gallery),
+        trials=trials,
+        gallery_mode=gallery_mode if spec.drawn_gallery else "single",  # type: ignore[arg-type]
+        feature=features.feature,
+        flip=features.flip,
+        pool=pool,
+        progress=progress,
     )
 
 
@@ -148,8 +173,14 @@ def rank_protocols(
     if dataset.name == "regdb" and regdb_split is None:
         raise ValueError("RegDB: pass regdb_split, the split (1..10) the dataset was read with")
     return {
-        name: _rank(features, dataset, name, trials if get_protocol(name).drawn_gallery else [regdb_split],
-                    gallery_mode, progress)
+        name: _rank(
+            features,
+            dataset,
+            name,
+            trials if get_protocol(name).drawn_gallery else [regdb_split],
+            gallery_mode,
+            progress,
+        )
         for name in features.protocols
     }
 
@@ -161,8 +192,8 @@ def evaluate(
     images_visible: Sequence[np.ndarray],
     images_infrared: Sequence[np.ndarray],
     *,
-    trials: "int | Sequence[int] | None" = None,
-    device: "str | torch.device" = "cpu",
+    trials: int | Sequence[int] | None = None,
+    device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> EvalResult:
@@ -173,10 +204,25 @@ def evaluate(
     ``dataset.test_infrared`` (only the records the protocol can use are read). ``trials``: None =
     ``eval_cfg.trials``; an int n = trials 0..n-1; or explicit trial numbers.
     """
-    feats = extract_test_features(model, dataset, eval_cfg, images_visible, images_infrared,
-                                  protocols=[eval_cfg.protocol], device=device, amp_dtype=amp_dtype, progress=progress)
-    return _rank(feats, dataset, eval_cfg.protocol, eval_cfg.trials if trials is None else trials,
-                 eval_cfg.gallery_mode, progress)
+    feats = extract_test_features(
+        model,
+        dataset,
+        eval_cfg,
+        images_visible,
+        images_infrared,
+        protocols=[eval_cfg.protocol],
+        device=device,
+        amp_dtype=amp_dtype,
+        progress=progress,
+    )
+    return _rank(
+        feats,
+        dataset,
+        eval_cfg.protocol,
+        eval_cfg.trials if trials is None else trials,
+        eval_cfg.gallery_mode,
+        progress,
+    )
 
 
 def evaluate_full(
@@ -189,7 +235,7 @@ def evaluate_full(
     protocols: Sequence[str] | None = None,
     trials: int | None = None,
     regdb_split: int | None = None,
-    device: "str | torch.device" = "cpu",
+    device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> dict[str, EvalResult]:
@@ -205,10 +251,25 @@ def evaluate_full(
     """
     if dataset.name == "regdb" and regdb_split is None:
         raise ValueError("RegDB: pass regdb_split, the split (1..10) the dataset was read with")
-    feats = extract_test_features(model, dataset, eval_cfg, images_visible, images_infrared, protocols=protocols,
-                                  device=device, amp_dtype=amp_dtype, progress=progress)
-    return rank_protocols(feats, dataset, trials=eval_cfg.trials if trials is None else trials,
-                          gallery_mode=eval_cfg.gallery_mode, regdb_split=regdb_split, progress=progress)
+    feats = extract_test_features(
+        model,
+        dataset,
+        eval_cfg,
+        images_visible,
+        images_infrared,
+        protocols=protocols,
+        device=device,
+        amp_dtype=amp_dtype,
+        progress=progress,
+    )
+    return rank_protocols(
+        feats,
+        dataset,
+        trials=eval_cfg.trials if trials is None else trials,
+        gallery_mode=eval_cfg.gallery_mode,
+        regdb_split=regdb_split,
+        progress=progress,
+    )
 
 
 def combine_regdb_splits(per_split: Sequence[dict[str, EvalResult]]) -> dict[str, EvalResult]:
@@ -240,24 +301,34 @@ class Report:
     def table(self) -> str:
         """The papers' layout (means), then every setting with mean ± std over its trials."""
         paper = format_paper_table([(self.name, list(self.results.values()))])
-        detail = format_table([(get_protocol(name).label, r) for name, r in self.results.items()], label_header="Setting")
+        detail = format_table(
+            [(get_protocol(name).label, r) for name, r in self.results.items()], label_header="Setting"
+        )
         return f"{paper}\n\n{detail}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": REPORT_FORMAT, "version": REPORT_VERSION, "name": self.name, "checkpoints": self.checkpoints,
-            "dataset": self.dataset, "settings": self.settings,
+            "format": REPORT_FORMAT,
+            "version": REPORT_VERSION,
+            "name": self.name,
+            "checkpoints": self.checkpoints,
+            "dataset": self.dataset,
+            "settings": self.settings,
             "results": {name: r.to_dict() for name, r in self.results.items()},
         }
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "Report":
+    def from_dict(d: dict[str, Any]) -> Report:
         if d.get("format") != REPORT_FORMAT or d.get("version") != REPORT_VERSION:
-            raise ValueError(f"not an {REPORT_FORMAT} v{REPORT_VERSION} report "
-                             f"(format {d.get('format')!r}, version {d.get('version')!r})")
+            raise ValueError(
+                f"not an {REPORT_FORMAT} v{REPORT_VERSION} report "
+                f"(format {d.get('format')!r}, version {d.get('version')!r})"
+            )
         return Report(
             results={k: EvalResult.from_dict(v) for k, v in d["results"].items()},
-            checkpoints=list(d["checkpoints"]), dataset=dict(d["dataset"]), settings=dict(d.get("settings", {})),
+            checkpoints=list(d["checkpoints"]),
+            dataset=dict(d["dataset"]),
+            settings=dict(d.get("settings", {})),
             name=str(d.get("name", "model")),
         )
 
@@ -273,20 +344,25 @@ class Report:
         return plot_cmc([(get_protocol(name).label, r) for name, r in self.results.items()], path)
 
 
-def _eval_settings(cfg: "RunConfig", trials: int | None, flip: bool | None, feature: str | None,
-                   gallery_mode: str | None) -> EvalConfig:
+def _eval_settings(
+    cfg: RunConfig, trials: int | None, flip: bool | None, feature: str | None, gallery_mode: str | None
+) -> EvalConfig:
     """The checkpoint's evaluation settings with the caller's overrides, validated like any config."""
     from ..config import from_dict, to_dict
 
-    overrides = {k: v for k, v in
-                 (("trials", trials), ("flip", flip), ("feature", feature), ("gallery_mode", gallery_mode))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("trials", trials), ("flip", flip), ("feature", feature), ("gallery_mode", gallery_mode))
+        if v is not None
+    }
     if not overrides:
         return cfg.eval
     return from_dict(EvalConfig, {**to_dict(cfg.eval), **overrides}, source="evaluation options", prefix="eval")
 
 
-def _read_eval_dataset(cfg: "RunConfig", layout: str, root: str | None, regdb_split: int, progress: bool) -> VIReIDDataset:
+def _read_eval_dataset(
+    cfg: RunConfig, layout: str, root: str | None, regdb_split: int, progress: bool
+) -> VIReIDDataset:
     from ..data import build_dataset, read_dataset
 
     if root is not None:
@@ -332,7 +408,9 @@ def evaluate_checkpoint(
     layout = layout or cfg.data.dataset
     for name in protocols or ():  # before any image is read
         if get_protocol(name).dataset != layout:
-            raise UsageError(f"protocol {name!r} is not a protocol of {layout} (its protocols: {list(full_protocols(layout))})")
+            raise UsageError(
+                f"protocol {name!r} is not a protocol of {layout} (its protocols: {list(full_protocols(layout))})"
+            )
     split = regdb_split if regdb_split is not None else cfg.data.regdb_trial
     if precision is not None and precision not in _AMP:
         raise UsageError(f"precision must be one of {list(_AMP)}, got {precision!r}")
@@ -342,26 +420,48 @@ def evaluate_checkpoint(
     dataset = _read_eval_dataset(cfg, layout, root, split, progress)
     print_warnings(check_images(dataset, skip_corrupt=cfg.data.skip_corrupt, progress=progress).warnings)
     h, w = cfg.data.height, cfg.data.width
-    dataset, vis, ir = load_test_images(dataset, h, w, cache_dir=cache_dir or cfg.data.cache_dir,
-                                        skip_corrupt=cfg.data.skip_corrupt, progress=progress)
-    results = evaluate_full(
-        model, dataset, eval_cfg, vis, ir, protocols=protocols, regdb_split=split if layout == "regdb" else None,
-        device=device, amp_dtype=amp, progress=progress,
+    dataset, vis, ir = load_test_images(
+        dataset, h, w, cache_dir=cache_dir or cfg.data.cache_dir, skip_corrupt=cfg.data.skip_corrupt, progress=progress
     )
-    provenance = {"checkpoint": str(Path(checkpoint).absolute()), "epoch": int(payload.get("epoch", -1)),
-                  "run_name": cfg.name}
+    results = evaluate_full(
+        model,
+        dataset,
+        eval_cfg,
+        vis,
+        ir,
+        protocols=protocols,
+        regdb_split=split if layout == "regdb" else None,
+        device=device,
+        amp_dtype=amp,
+        progress=progress,
+    )
+    provenance = {
+        "checkpoint": str(Path(checkpoint).absolute()),
+        "epoch": int(payload.get("epoch", -1)),
+        "run_name": cfg.name,
+    }
     for r in results.values():
         r.extra.update(provenance)
     return Report(
         results=results,
         checkpoints=[provenance["checkpoint"]],
-        dataset={"layout": layout, "root": dataset.root, "split": dataset.split,
-                 **({"regdb_split": split} if layout == "regdb" else {}),
-                 "test_visible": len(dataset.test_visible), "test_infrared": len(dataset.test_infrared)},
-        settings={"feature": eval_cfg.feature, "flip": eval_cfg.flip, "gallery_mode": eval_cfg.gallery_mode,
-                  "trials": eval_cfg.trials, "device": str(device),
-                  "precision": "fp32" if amp is None else str(amp).replace("torch.", ""),
-                  "image_size": [h, w]},
+        dataset={
+            "layout": layout,
+            "root": dataset.root,
+            "split": dataset.split,
+            **({"regdb_split": split} if layout == "regdb" else {}),
+            "test_visible": len(dataset.test_visible),
+            "test_infrared": len(dataset.test_infrared),
+        },
+        settings={
+            "feature": eval_cfg.feature,
+            "flip": eval_cfg.flip,
+            "gallery_mode": eval_cfg.gallery_mode,
+            "trials": eval_cfg.trials,
+            "device": str(device),
+            "precision": "fp32" if amp is None else str(amp).replace("torch.", ""),
+            "image_size": [h, w],
+        },
         name=cfg.name,
     )
 
@@ -384,8 +484,10 @@ def evaluate_checkpoints(checkpoints: Sequence[str | Path], **options: Any) -> R
 
 def _check_combinable(layouts: list[str], splits: list[int]) -> None:
     if set(layouts) != {"regdb"}:
-        raise UsageError("several checkpoints are combined only for RegDB (one model per split); "
-                         f"got datasets {sorted(set(layouts))}")
+        raise UsageError(
+            "several checkpoints are combined only for RegDB (one model per split); "
+            f"got datasets {sorted(set(layouts))}"
+        )
     if len(set(splits)) != len(splits):
         raise UsageError(f"RegDB splits repeat ({sorted(splits)}); give one model per split")
 

@@ -142,7 +142,7 @@ def _score_block(
     q_dense: np.ndarray,
     q_cams: np.ndarray | None,
     gal: _Gallery,
-    removal: "str | np.ndarray",
+    removal: str | np.ndarray,
 ) -> QueryScores:
     """Scores for one block of query rows; ``d`` (c x ng, ranking column order) is modified in place."""
     c, ng = d.shape
@@ -248,8 +248,8 @@ def _identities_below(d: np.ndarray, threshold: np.ndarray, gal: _Gallery) -> np
 
 
 def _check_removal(
-    removal: "RemovalRule | np.ndarray | torch.Tensor | None", nq: int, ng: int, q_cams: object, g_cams: object
-) -> "str | np.ndarray":
+    removal: RemovalRule | np.ndarray | torch.Tensor | None, nq: int, ng: int, q_cams: object, g_cams: object
+) -> str | np.ndarray:
     if removal is None:
         return "none"
     if isinstance(removal, str):
@@ -267,8 +267,9 @@ def _check_removal(
 class _Ranker:
     """Validated inputs shared by the feature and distance-matrix entry points."""
 
-    def __init__(self, nq: int, ng: int, q_pids: object, g_pids: object, q_cams: object, g_cams: object,
-                 removal: object):
+    def __init__(
+        self, nq: int, ng: int, q_pids: object, g_pids: object, q_cams: object, g_cams: object, removal: object
+    ):
         self.q_pids = _np1d(q_pids, "q_pids")
         g_pids_np = _np1d(g_pids, "g_pids")
         if len(self.q_pids) != nq:
@@ -361,7 +362,7 @@ def _distance_block(q: torch.Tensor, g: torch.Tensor) -> np.ndarray:
     return torch.mm(q, g.T).neg_().float().cpu().numpy()
 
 
-def distances(query: "torch.Tensor | np.ndarray", gallery: "torch.Tensor | np.ndarray") -> torch.Tensor:
+def distances(query: torch.Tensor | np.ndarray, gallery: torch.Tensor | np.ndarray) -> torch.Tensor:
     """The whole query x gallery distance matrix -(q . g) (for galleries that fit in memory), on
     the features' device."""
     q, g = _pair_features(query, gallery)
@@ -371,14 +372,14 @@ def distances(query: "torch.Tensor | np.ndarray", gallery: "torch.Tensor | np.nd
 
 
 def score_features(
-    query: "torch.Tensor | np.ndarray",
-    gallery: "torch.Tensor | np.ndarray",
+    query: torch.Tensor | np.ndarray,
+    gallery: torch.Tensor | np.ndarray,
     q_pids: object,
     g_pids: object,
     *,
     q_cams: object = None,
     g_cams: object = None,
-    removal: "RemovalRule | np.ndarray | torch.Tensor | None" = "none",
+    removal: RemovalRule | np.ndarray | torch.Tensor | None = "none",
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
@@ -414,14 +415,14 @@ def _as_distmat(distmat: object) -> np.ndarray:
 
 
 def score_distmat(
-    distmat: "torch.Tensor | np.ndarray",
+    distmat: torch.Tensor | np.ndarray,
     q_pids: object,
     g_pids: object,
     *,
     q_cams: object = None,
     g_cams: object = None,
-    removal: "RemovalRule | np.ndarray | torch.Tensor | None" = "none",
-    columns: "np.ndarray | Sequence[int] | None" = None,
+    removal: RemovalRule | np.ndarray | torch.Tensor | None = "none",
+    columns: np.ndarray | Sequence[int] | None = None,
     chunk_size: int | None = None,
     overwrite: bool = False,
 ) -> QueryScores:
@@ -491,14 +492,14 @@ def summarize(scores: QueryScores, cmc: CmcKind = "dedup", max_rank: int = 20) -
 
 
 def evaluate_features(
-    query: "torch.Tensor | np.ndarray",
-    gallery: "torch.Tensor | np.ndarray",
+    query: torch.Tensor | np.ndarray,
+    gallery: torch.Tensor | np.ndarray,
     q_pids: object,
     g_pids: object,
     *,
     q_cams: object = None,
     g_cams: object = None,
-    removal: "RemovalRule | np.ndarray | torch.Tensor | None" = "none",
+    removal: RemovalRule | np.ndarray | torch.Tensor | None = "none",
     cmc: CmcKind = "dedup",
     max_rank: int = 20,
     chunk_size: int | None = None,
@@ -507,20 +508,28 @@ def evaluate_features(
 ) -> Metrics:
     """:func:`score_features` then :func:`summarize`."""
     scores = score_features(
-        query, gallery, q_pids, g_pids, q_cams=q_cams, g_cams=g_cams, removal=removal,
-        chunk_size=chunk_size, memory_budget=memory_budget, progress=progress,
+        query,
+        gallery,
+        q_pids,
+        g_pids,
+        q_cams=q_cams,
+        g_cams=g_cams,
+        removal=removal,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        progress=progress,
     )
     return summarize(scores, cmc=cmc, max_rank=max_rank)
 
 
 def evaluate_distmat(
-    distmat: "torch.Tensor | np.ndarray",
+    distmat: torch.Tensor | np.ndarray,
     q_pids: object,
     g_pids: object,
     *,
     q_cams: object = None,
     g_cams: object = None,
-    removal: "RemovalRule | np.ndarray | torch.Tensor | None" = "none",
+    removal: RemovalRule | np.ndarray | torch.Tensor | None = "none",
     cmc: CmcKind = "dedup",
     max_rank: int = 20,
 ) -> Metrics:

@@ -56,8 +56,12 @@ _LLCM_VIS_CAMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 _LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)  # test_nir has no cam3
 
 _TITLES = {
-    "sysu-all": "All Search", "sysu-indoor": "Indoor Search", "regdb-v2t": "Visible to Thermal",
-    "regdb-t2v": "Thermal to Visible", "llcm-i2v": "IR to VIS", "llcm-v2i": "VIS to IR",
+    "sysu-all": "All Search",
+    "sysu-indoor": "Indoor Search",
+    "regdb-v2t": "Visible to Thermal",
+    "regdb-t2v": "Thermal to Visible",
+    "llcm-i2v": "IR to VIS",
+    "llcm-v2i": "VIS to IR",
 }
 
 PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
@@ -68,8 +72,12 @@ PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
     "regdb-v2t": ProtocolSpec("regdb-v2t", "regdb", _VIS, _IR, None, None, False, "none", "standard"),
     "regdb-t2v": ProtocolSpec("regdb-t2v", "regdb", _IR, _VIS, None, None, False, "none", "standard"),
     # LLCM: single-shot gallery from the other modality; same pid + same camera removed.
-    "llcm-i2v": ProtocolSpec("llcm-i2v", "llcm", _IR, _VIS, _LLCM_NIR_CAMS, _LLCM_VIS_CAMS, True, "same-camera", "dedup"),
-    "llcm-v2i": ProtocolSpec("llcm-v2i", "llcm", _VIS, _IR, _LLCM_VIS_CAMS, _LLCM_NIR_CAMS, True, "same-camera", "dedup"),
+    "llcm-i2v": ProtocolSpec(
+        "llcm-i2v", "llcm", _IR, _VIS, _LLCM_NIR_CAMS, _LLCM_VIS_CAMS, True, "same-camera", "dedup"
+    ),
+    "llcm-v2i": ProtocolSpec(
+        "llcm-v2i", "llcm", _VIS, _IR, _LLCM_VIS_CAMS, _LLCM_NIR_CAMS, True, "same-camera", "dedup"
+    ),
 }
 assert {p for ps in PROTOCOLS.values() for p in ps} == set(PROTOCOL_SPECS), "schema.PROTOCOLS out of sync"
 
@@ -122,7 +130,7 @@ def candidates(spec: ProtocolSpec, dataset: VIReIDDataset) -> Candidates:
 
 def _pid_key(pid: int) -> str:
     # The reference sorts the ids as "%04d" strings; identical to numeric order below 10,000.
-    return "%04d" % pid
+    return f"{pid:04d}"
 
 
 class GalleryFolders:
@@ -179,8 +187,12 @@ class TrialSplit:
 
 
 def trial_split(
-    spec: ProtocolSpec, dataset: VIReIDDataset, trial: int, gallery_mode: GalleryMode = "single",
-    pool: Candidates | None = None, folders: GalleryFolders | None = None,
+    spec: ProtocolSpec,
+    dataset: VIReIDDataset,
+    trial: int,
+    gallery_mode: GalleryMode = "single",
+    pool: Candidates | None = None,
+    folders: GalleryFolders | None = None,
 ) -> TrialSplit:
     """Query and gallery of ``trial`` (0-based; RegDB has one fixed split per dataset object).
     ``folders``: the gallery folders of ``spec`` on ``dataset``, when drawing many trials."""
@@ -193,7 +205,7 @@ def trial_split(
     return TrialSplit(trial, pool.query, folders.draw(trial, gallery_mode))
 
 
-def trial_ids(spec: ProtocolSpec, trials: "int | list[int] | tuple[int, ...] | range") -> list[int]:
+def trial_ids(spec: ProtocolSpec, trials: int | list[int] | tuple[int, ...] | range) -> list[int]:
     """Trial numbers to run: n -> 0..n-1, or an explicit list. A whole-gallery protocol (RegDB)
     has a single evaluation whatever is asked (its split is the dataset's)."""
     ids = list(range(trials)) if isinstance(trials, int) else [int(t) for t in trials]

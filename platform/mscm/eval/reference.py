@@ -88,6 +88,11 @@ def reference_metrics(
         raise ValueError("no query has a match in the gallery")
     curve = np.sum(dedup, axis=0) / num_valid if cmc == "dedup" else np.mean(standard, axis=0)
     return Metrics(
-        cmc=curve, mAP=float(np.mean(aps)), mINP=float(np.mean(inps)), cmc_kind=cmc,
-        num_queries=s.num_queries, num_valid=num_valid, num_gallery=s.num_gallery,
+        cmc=curve,
+        mAP=float(np.mean(aps)),
+        mINP=float(np.mean(inps)),
+        cmc_kind=cmc,
+        num_queries=s.num_queries,
+        num_valid=num_valid,
+        num_gallery=s.num_gallery,
     )

@@ -31,10 +31,14 @@ class TrialResult:
     num_valid: int
 
     @staticmethod
-    def from_metrics(trial: int, m: Metrics) -> "TrialResult":
+    def from_metrics(trial: int, m: Metrics) -> TrialResult:
         return TrialResult(
-            trial=trial, metrics=m.as_dict(), cmc=[float(v) for v in m.cmc],
-            num_query=m.num_queries, num_gallery=m.num_gallery, num_valid=m.num_valid,
+            trial=trial,
+            metrics=m.as_dict(),
+            cmc=[float(v) for v in m.cmc],
+            num_query=m.num_queries,
+            num_gallery=m.num_gallery,
+            num_valid=m.num_valid,
         )
 
 
@@ -86,15 +90,20 @@ class EvalResult:
         return d
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "EvalResult":
+    def from_dict(d: dict[str, Any]) -> EvalResult:
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"unsupported EvalResult schema_version {version!r} (expected {SCHEMA_VERSION})")
         try:
             trials = [TrialResult(**t) for t in d["trials"]]
             return EvalResult(
-                protocol=d["protocol"], dataset=d["dataset"], gallery_mode=d["gallery_mode"],
-                feature=d["feature"], flip=bool(d["flip"]), cmc_kind=d["cmc_kind"], trials=trials,
+                protocol=d["protocol"],
+                dataset=d["dataset"],
+                gallery_mode=d["gallery_mode"],
+                feature=d["feature"],
+                flip=bool(d["flip"]),
+                cmc_kind=d["cmc_kind"],
+                trials=trials,
                 extra=dict(d.get("extra", {})),
             )
         except (KeyError, TypeError) as e:
@@ -104,7 +113,7 @@ class EvalResult:
         return json.dumps(self.to_dict(), indent=indent)
 
     @staticmethod
-    def from_json(text: str) -> "EvalResult":
+    def from_json(text: str) -> EvalResult:
         return EvalResult.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
@@ -114,7 +123,7 @@ class EvalResult:
         return path
 
     @staticmethod
-    def load(path: str | Path) -> "EvalResult":
+    def load(path: str | Path) -> EvalResult:
         path = Path(path)
         try:
             return EvalResult.from_json(path.read_text(encoding="utf-8"))
@@ -178,8 +187,11 @@ def format_paper_table(rows: list[tuple[str, list[EvalResult]]]) -> str:
     sep = " | "
     titles = [get_protocol(p).title for p in settings]
     head1 = " " * name_w + sep + sep.join(t.center(group_w) for t in titles)
-    head2 = "Method".ljust(name_w) + sep + sep.join(
-        " ".join(_HEADERS[k].rjust(metric_w) for k in METRIC_KEYS) for _ in settings)
+    head2 = (
+        "Method".ljust(name_w)
+        + sep
+        + sep.join(" ".join(_HEADERS[k].rjust(metric_w) for k in METRIC_KEYS) for _ in settings)
+    )
     lines = [head1.rstrip(), head2, "-" * len(head2)]
     for name, results in rows:
         cells = [" ".join(f"{100 * r.mean[k]:{metric_w}.2f}" for k in METRIC_KEYS) for r in results]

@@ -15,8 +15,16 @@ from tqdm.auto import tqdm
 from ..data.records import VIReIDDataset
 from .metrics import DEFAULT_MEMORY_BUDGET, distances, score_distmat, score_features, summarize
 from .protocols import (
-    Candidates, GalleryFolders, GalleryMode, TrialSplit, candidates, check_dataset, get_protocol, records_of,
-    trial_ids, trial_split,
+    Candidates,
+    GalleryFolders,
+    GalleryMode,
+    TrialSplit,
+    candidates,
+    check_dataset,
+    get_protocol,
+    records_of,
+    trial_ids,
+    trial_split,
 )
 from .result import EvalResult, TrialResult
 from .scores import QueryScores
@@ -34,7 +42,7 @@ def evaluate_protocol(
     query_features: torch.Tensor,
     gallery_features: torch.Tensor,
     *,
-    trials: "int | Sequence[int]" = 10,
+    trials: int | Sequence[int] = 10,
     gallery_mode: GalleryMode = "single",
     feature: str = "bn",
     flip: bool = False,
@@ -71,44 +79,82 @@ def evaluate_protocol(
 
     folders = GalleryFolders(g_records, spec.gallery_cams) if spec.drawn_gallery else None
     splits = [trial_split(spec, dataset, t, gallery_mode, pool, folders) for t in trial_ids(spec, trials)]
-    scores = _score_splits(splits, query_features, gallery_features, q_row, g_row, q_info, g_info,
-                           spec.removal, memory_budget, progress, spec.name)
+    scores = _score_splits(
+        splits,
+        query_features,
+        gallery_features,
+        q_row,
+        g_row,
+        q_info,
+        g_info,
+        spec.removal,
+        memory_budget,
+        progress,
+        spec.name,
+    )
     results = [
         TrialResult.from_metrics(split.trial, summarize(s, cmc=spec.cmc, max_rank=max_rank))  # type: ignore[arg-type]
         for split, s in zip(splits, scores)
     ]
     return EvalResult(
-        protocol=spec.name, dataset=spec.dataset, gallery_mode=gallery_mode, feature=feature,
-        flip=flip, cmc_kind=spec.cmc, trials=results,
+        protocol=spec.name,
+        dataset=spec.dataset,
+        gallery_mode=gallery_mode,
+        feature=feature,
+        flip=flip,
+        cmc_kind=spec.cmc,
+        trials=results,
     )
 
 
 def _score_splits(
-    splits: list[TrialSplit], qf: torch.Tensor, gf: torch.Tensor, q_row: np.ndarray, g_row: np.ndarray,
-    q_info: tuple[np.ndarray, np.ndarray], g_info: tuple[np.ndarray, np.ndarray], removal: str,
-    memory_budget: int, progress: bool, name: str,
+    splits: list[TrialSplit],
+    qf: torch.Tensor,
+    gf: torch.Tensor,
+    q_row: np.ndarray,
+    g_row: np.ndarray,
+    q_info: tuple[np.ndarray, np.ndarray],
+    g_info: tuple[np.ndarray, np.ndarray],
+    removal: str,
+    memory_budget: int,
+    progress: bool,
+    name: str,
 ) -> list[QueryScores]:
     """Per-query scores of every split (the metrics are the same whichever path runs)."""
     (q_pids, q_cams), (g_pids, g_cams) = q_info, g_info
     query = splits[0].query
     union = np.unique(np.concatenate([s.gallery for s in splits]))
     bar = lambda: tqdm(splits, desc=f"{name} trials", disable=not progress or len(splits) < 2, leave=False)  # noqa: E731
-    if len(splits) > 1 and all(np.array_equal(s.query, query) for s in splits) \
-            and len(query) * len(union) * 4 <= memory_budget:
+    if (
+        len(splits) > 1
+        and all(np.array_equal(s.query, query) for s in splits)
+        and len(query) * len(union) * 4 <= memory_budget
+    ):
         # One distance matrix to the union of the draws; each trial ranks its own columns.
         shared = distances(qf[q_row[query]], gf[g_row[union]]).float().cpu().numpy()
         return [
             score_distmat(
-                shared, q_pids[query], g_pids[s.gallery], q_cams=q_cams[query], g_cams=g_cams[s.gallery],
-                removal=removal, columns=np.searchsorted(union, s.gallery),
+                shared,
+                q_pids[query],
+                g_pids[s.gallery],
+                q_cams=q_cams[query],
+                g_cams=g_cams[s.gallery],
+                removal=removal,
+                columns=np.searchsorted(union, s.gallery),
             )
             for s in bar()
         ]
     return [
         score_features(
-            qf[q_row[s.query]], gf[g_row[s.gallery]], q_pids[s.query], g_pids[s.gallery],
-            q_cams=q_cams[s.query], g_cams=g_cams[s.gallery], removal=removal,
-            memory_budget=memory_budget, progress=progress,
+            qf[q_row[s.query]],
+            gf[g_row[s.gallery]],
+            q_pids[s.query],
+            g_pids[s.gallery],
+            q_cams=q_cams[s.query],
+            g_cams=g_cams[s.gallery],
+            removal=removal,
+            memory_budget=memory_budget,
+            progress=progress,
         )
         for s in bar()
     ]

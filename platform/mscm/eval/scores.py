@@ -36,21 +36,31 @@ class QueryScores:
     def num_queries(self) -> int:
         return int(self.valid.shape[0])
 
-    def slice(self, lo: int, hi: int) -> "QueryScores":
+    def slice(self, lo: int, hi: int) -> QueryScores:
         """The scores of queries lo..hi-1."""
         return QueryScores(
-            valid=self.valid[lo:hi], num_pos=self.num_pos[lo:hi], ap=self.ap[lo:hi], inp=self.inp[lo:hi],
-            first_rank=self.first_rank[lo:hi], dedup_rank=self.dedup_rank[lo:hi], num_gallery=self.num_gallery,
+            valid=self.valid[lo:hi],
+            num_pos=self.num_pos[lo:hi],
+            ap=self.ap[lo:hi],
+            inp=self.inp[lo:hi],
+            first_rank=self.first_rank[lo:hi],
+            dedup_rank=self.dedup_rank[lo:hi],
+            num_gallery=self.num_gallery,
         )
 
     @staticmethod
-    def concat(parts: Sequence["QueryScores"]) -> "QueryScores":
+    def concat(parts: Sequence[QueryScores]) -> QueryScores:
         if not parts:
             raise ValueError("nothing to concatenate")
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         return QueryScores(
-            valid=cat("valid"), num_pos=cat("num_pos"), ap=cat("ap"), inp=cat("inp"),
-            first_rank=cat("first_rank"), dedup_rank=cat("dedup_rank"), num_gallery=parts[0].num_gallery,
+            valid=cat("valid"),
+            num_pos=cat("num_pos"),
+            ap=cat("ap"),
+            inp=cat("inp"),
+            first_rank=cat("first_rank"),
+            dedup_rank=cat("dedup_rank"),
+            num_gallery=parts[0].num_gallery,
         )
 
 
@@ -76,5 +86,3 @@ class Metrics:
         out = {f"rank{k}": self.rank(k) for k in RANKS}
         out.update(mAP=self.mAP, mINP=self.mINP)
         return out
-
-

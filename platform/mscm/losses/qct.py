@@ -40,8 +40,9 @@ def _check_coverage(counts: torch.Tensor, ids: torch.Tensor, names: tuple[str, .
     empty = (counts == 0).nonzero()
     if len(empty):
         g, k = empty[0].tolist()
-        raise ValueError(f"QCT: identity {int(ids[k])} has no {names[g]} sample in the batch "
-                         f"(every identity needs every {what})")
+        raise ValueError(
+            f"QCT: identity {int(ids[k])} has no {names[g]} sample in the batch (every identity needs every {what})"
+        )
 
 
 def _centres(onehot: torch.Tensor, features: torch.Tensor, groups: torch.Tensor, count: int):

@@ -20,11 +20,19 @@ def inference_parameters(model: MSCMNet) -> int:
 
 
 @torch.no_grad()
-def inference_latency_ms(model: MSCMNet, height: int, width: int, *, device: torch.device | str = "cpu",
-                         runs: int = 10, warmup: int = 2, batch: int = 1,
-                         modality: Modality = Modality.INFRARED,
-                         memory_format: torch.memory_format = torch.contiguous_format,
-                         autocast_dtype: torch.dtype | None = None) -> float:
+def inference_latency_ms(
+    model: MSCMNet,
+    height: int,
+    width: int,
+    *,
+    device: torch.device | str = "cpu",
+    runs: int = 10,
+    warmup: int = 2,
+    batch: int = 1,
+    modality: Modality = Modality.INFRARED,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    autocast_dtype: torch.dtype | None = None,
+) -> float:
     """Median wall time of ``model.embed`` on a batch of ``batch`` images, in ms, in eval mode (the
     model's mode is restored), under autocast when ``autocast_dtype`` is given (as evaluation runs on
     GPUs). The median resists a stray slow run on a shared machine."""

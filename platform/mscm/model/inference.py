@@ -29,7 +29,7 @@ class EmbeddingModel(nn.Module):
         if self.feature == "pool+bn":
             pool, bn = self.model.embed(x, modality, which="both")
             # Dot products of this concatenation equal (pool.pool' + bn.bn') / 2: the LLCM fusion's ranking.
-            return torch.cat([pool, bn], dim=1) * (0.5 ** 0.5)
+            return torch.cat([pool, bn], dim=1) * (0.5**0.5)
         return self.model.embed(x, modality, which=self.feature)
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:

@@ -95,9 +95,15 @@ class MIMB(nn.Module):
         super().__init__()
         if not 1 <= scales <= len(TAPS) + 1:
             raise ValueError(f"mimb_scales must be in 1..{len(TAPS) + 1} for a built MIMB, got {scales}")
-        self.taps: tuple[str, ...] = TAPS[len(TAPS) - (scales - 1):]
-        common = dict(channels=channels, tokens=tokens, embed=embed, heads=heads, mlp_ratio=mlp_ratio,
-                      value_injection=value_injection)
+        self.taps: tuple[str, ...] = TAPS[len(TAPS) - (scales - 1) :]
+        common = dict(
+            channels=channels,
+            tokens=tokens,
+            embed=embed,
+            heads=heads,
+            mlp_ratio=mlp_ratio,
+            value_injection=value_injection,
+        )
         self.albs = nn.ModuleDict()
         for name in self.taps:
             self.albs[name] = ALB(**common, tap_channels=tap_channels[name], tap_factor=TAP_FACTOR[name])

@@ -15,7 +15,14 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data.records import Modality
-from .backbone import DEFAULT_NON_LOCAL, build_resnet, check_non_local_indices, make_stems, out_channels, set_first_stride
+from .backbone import (
+    DEFAULT_NON_LOCAL,
+    build_resnet,
+    check_non_local_indices,
+    make_stems,
+    out_channels,
+    set_first_stride,
+)
 from .blocks import BNNeck, NonLocal, gem
 from .mimb import MIMB
 from .pretrained import load_into, read_resnet_state
@@ -81,8 +88,11 @@ class MSCMNet(nn.Module):
             self.mimb = MIMB(
                 cfg.mimb_scales,
                 channels=c3,
-                tap_channels={"stem": self.stems[0].out_channels, "layer1": out_channels(self.layer1),
-                              "layer2": out_channels(self.layer2)},
+                tap_channels={
+                    "stem": self.stems[0].out_channels,
+                    "layer1": out_channels(self.layer1),
+                    "layer2": out_channels(self.layer2),
+                },
                 tokens=c3 // cfg.alb_reduction,
                 embed=embed,
                 heads=cfg.alb_heads,
@@ -136,8 +146,10 @@ class MSCMNet(nn.Module):
         for name, v in zip(self.stream_names, views):
             self._check_size(v)
             if v.shape != views[0].shape:
-                raise ValueError(f"view {name} has shape {tuple(v.shape)}, view {self.stream_names[0]} "
-                                 f"{tuple(views[0].shape)}: all views must match")
+                raise ValueError(
+                    f"view {name} has shape {tuple(v.shape)}, view {self.stream_names[0]} "
+                    f"{tuple(views[0].shape)}: all views must match"
+                )
         x = torch.cat([stem(v) for stem, v in zip(self.stems, views)])
         features = self.features_from_stem(x)
         return ModelOutput(features, self.classifier(self.bottleneck(features)))
@@ -146,7 +158,7 @@ class MSCMNet(nn.Module):
         """The stems of one modality: visible = the first half of the streams, infrared = the second."""
         half = self.streams // 2
         start = 0 if Modality.parse(modality) == Modality.VISIBLE else half
-        return list(self.stems[start:start + half])
+        return list(self.stems[start : start + half])
 
     def embed(self, images: torch.Tensor, modality: Modality | str | int, which: Which = "bn"):
         """Inference embedding (mscmnet.md section 2): the image goes through every stem of its modality,

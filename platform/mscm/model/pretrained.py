@@ -68,7 +68,7 @@ def read_resnet_state(path: str | Path, backbone: str) -> dict[str, torch.Tensor
 
 
 def _sub(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def load_into(stems: nn.ModuleList, trunk: Mapping[str, nn.Module], state: Mapping[str, torch.Tensor]) -> None:

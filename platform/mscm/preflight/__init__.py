@@ -10,8 +10,9 @@ and leaves nothing behind.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .dataset import DatasetCheck, check_dataset, print_warnings
 from .stores import check_optuna_url, check_storage_path, check_tracking_uri, create_stores
@@ -27,7 +28,7 @@ class PreflightReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_pretrained(cfg: "RunConfig") -> None:
+def check_pretrained(cfg: RunConfig) -> None:
     """Open the ImageNet weights with ``weights_only=True`` and match their keys to the backbone."""
     if cfg.model.pretrained:
         from ..model.pretrained import read_resnet_state
@@ -35,8 +36,9 @@ def check_pretrained(cfg: "RunConfig") -> None:
         read_resnet_state(cfg.model.pretrained, cfg.model.backbone)
 
 
-def preflight_run(cfg: "RunConfig", *, storage_path: str, tracking_uri: str, optuna_url: str | None = None,
-                  progress: bool = True) -> PreflightReport:
+def preflight_run(
+    cfg: RunConfig, *, storage_path: str, tracking_uri: str, optuna_url: str | None = None, progress: bool = True
+) -> PreflightReport:
     """Check a training run (or a search's base config) whole, then create its stores."""
     start = time.perf_counter()
     folder = check_storage_path(storage_path)
@@ -49,12 +51,20 @@ def preflight_run(cfg: "RunConfig", *, storage_path: str, tracking_uri: str, opt
     return PreflightReport(data, time.perf_counter() - start, data.warnings)
 
 
-def preflight_checkpoints(checkpoints: Sequence[str]) -> list["RunConfig"]:
+def preflight_checkpoints(checkpoints: Sequence[str]) -> list[RunConfig]:
     """Each checkpoint loads with ``weights_only=True``, is an mscm checkpoint, and its config is valid."""
     from ..checkpoint import config_of, load_model_payload
 
     return [config_of(load_model_payload(c), str(c)) for c in checkpoints]
 
 
-__all__ = ["PreflightReport", "preflight_run", "preflight_checkpoints", "check_pretrained", "check_dataset",
-           "check_tracking_uri", "check_optuna_url", "check_storage_path"]
+__all__ = [
+    "PreflightReport",
+    "preflight_run",
+    "preflight_checkpoints",
+    "check_pretrained",
+    "check_dataset",
+    "check_tracking_uri",
+    "check_optuna_url",
+    "check_storage_path",
+]

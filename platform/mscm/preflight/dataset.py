@@ -26,8 +26,10 @@ def check_coverage(dataset: VIReIDDataset, missing_modality: str) -> list[str]:
     if not dataset.incomplete_ids:
         return []
     ids = ", ".join(map(str, dataset.incomplete_ids[:10])) + (" ..." if len(dataset.incomplete_ids) > 10 else "")
-    text = (f"{dataset.name} at {dataset.root}: {len(dataset.incomplete_ids)} training ids have images in one "
-            f"modality only ({ids})")
+    text = (
+        f"{dataset.name} at {dataset.root}: {len(dataset.incomplete_ids)} training ids have images in one "
+        f"modality only ({ids})"
+    )
     if missing_modality == "error":
         raise DatasetError(text, hint="--set data.missing_modality=warn drops them from training and warns")
     return [text + "; they are dropped from training"]
@@ -46,8 +48,10 @@ def check_images(dataset: VIReIDDataset, *, skip_corrupt: bool, progress: bool) 
         more = f" ({len(bad)} unreadable images in all)" if len(bad) > 1 else ""
         raise CorruptImageError(path, problem + more)
     named = "; ".join(f"{p} ({why})" for p, why in bad[:_SHOWN])
-    check.warnings.append(f"{len(bad)} of {len(paths)} images are unreadable and will be skipped: {named}"
-                          + (" ..." if len(bad) > _SHOWN else ""))
+    check.warnings.append(
+        f"{len(bad)} of {len(paths)} images are unreadable and will be skipped: {named}"
+        + (" ..." if len(bad) > _SHOWN else "")
+    )
     return check
 
 

@@ -9,7 +9,7 @@ An image that passes both and still fails to decode is caught by the image cache
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm

@@ -83,8 +83,10 @@ def check_tracking_uri(uri: str, *, must_exist: bool = False) -> TrackingStore:
     elif store.kind == "server":
         problem = _server_problem(uri)
     if problem:
-        raise TrackingError(f"tracking URI {uri!r}: {problem}",
-                            hint="--tracking-uri sqlite:////abs/path/mlflow.db, a folder, or http://HOST:PORT")
+        raise TrackingError(
+            f"tracking URI {uri!r}: {problem}",
+            hint="--tracking-uri sqlite:////abs/path/mlflow.db, a folder, or http://HOST:PORT",
+        )
     return store
 
 
@@ -98,13 +100,17 @@ def check_optuna_url(url: str) -> Path | None:
         parsed = make_url(url)
         parsed.get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as e:
-        raise TrackingError(f"Optuna storage URL {url!r}: not a SQLAlchemy database URL ({e})",
-                            hint="--optuna-url sqlite:////abs/path/optuna.db or postgresql://USER@HOST/DB") from None
+        raise TrackingError(
+            f"Optuna storage URL {url!r}: not a SQLAlchemy database URL ({e})",
+            hint="--optuna-url sqlite:////abs/path/optuna.db or postgresql://USER@HOST/DB",
+        ) from None
     if parsed.get_backend_name() != "sqlite":
         return None
     if not parsed.database:
-        raise TrackingError(f"Optuna storage URL {url!r}: an in-memory SQLite database keeps no study",
-                            hint="--optuna-url sqlite:////abs/path/optuna.db")
+        raise TrackingError(
+            f"Optuna storage URL {url!r}: an in-memory SQLite database keeps no study",
+            hint="--optuna-url sqlite:////abs/path/optuna.db",
+        )
     file = Path(parsed.database).expanduser().absolute()
     problem = _sqlite_file_problem(file)
     if problem:

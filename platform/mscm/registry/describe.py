@@ -20,7 +20,9 @@ TAG_SEARCH = SEARCH_TAG  # the search a version came from, as on its runs
 TAG_TRIAL = "mscm.trial_id"
 TAG_SOURCE_RUN = "mscm.source_run_id"
 TAG_PROMOTION_RUN = "mscm.promotion_run_id"
-TAG_CHECKPOINT_SHA = "mscm.checkpoint_sha256"  # weights digest (mscm.checkpoint.weights_sha256): promoting them twice is a no-op
+TAG_CHECKPOINT_SHA = (
+    "mscm.checkpoint_sha256"  # weights digest (mscm.checkpoint.weights_sha256): promoting them twice is a no-op
+)
 TAG_CHECKPOINT_URI = "mscm.checkpoint_uri"
 TAG_MODEL_SHA = "mscm.model_sha256"  # of the registered model's files, to detect a damaged champion
 TAG_DATASET = DATASET_TAG
@@ -41,7 +43,7 @@ class VersionRecord:
     """Everything a new version records about where it came from and how it was judged."""
 
     registered_model: str
-    choice: "TrialChoice"
+    choice: TrialChoice
     cfg: RunConfig
     epoch: int
     checkpoint_sha256: str
@@ -89,8 +91,10 @@ def _cell(r: EvalResult, key: str) -> str:
 
 def metric_table(rows: list[tuple[str, dict[str, EvalResult]]]) -> str:
     """Markdown table, one line per (protocol, model): R1 R5 R10 R20 mAP mINP in %, mean ± std."""
-    lines = ["| protocol | model | " + " | ".join(_HEADERS[k] for k in METRIC_KEYS) + " |",
-             "|---|---|" + "---|" * len(METRIC_KEYS)]
+    lines = [
+        "| protocol | model | " + " | ".join(_HEADERS[k] for k in METRIC_KEYS) + " |",
+        "|---|---|" + "---|" * len(METRIC_KEYS),
+    ]
     protocols = list(dict.fromkeys(p for _, results in rows for p in results))
     for protocol in protocols:
         for who, results in rows:

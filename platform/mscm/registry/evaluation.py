@@ -16,8 +16,8 @@ import torch
 from ..config import PROTOCOLS, DataConfig, RunConfig
 from ..data import VIReIDDataset, build_dataset, drop_skipped
 from ..data.cache import ImageCache
-from ..eval import EvalResult
 from ..data.fingerprint import data_fingerprint
+from ..eval import EvalResult
 from .settings import PromotionSettings
 
 
@@ -58,8 +58,13 @@ def load_eval_data(data_cfg: DataConfig, dataset_root: str | Path | None = None)
 
 
 def evaluate_full_protocol(
-    model: torch.nn.Module, cfg: RunConfig, data: EvalData, settings: PromotionSettings, *,
-    device: str | torch.device = "cpu", progress: bool = False,
+    model: torch.nn.Module,
+    cfg: RunConfig,
+    data: EvalData,
+    settings: PromotionSettings,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> dict[str, EvalResult]:
     """Every protocol of ``data``'s dataset for one model (``cfg``: that model's run config, which sets
     its input size and test-time feature). Features are extracted once per modality for all test
@@ -70,16 +75,24 @@ def evaluate_full_protocol(
     if cfg.data.dataset != data.dataset.name:
         raise ValueError(f"a {cfg.data.dataset} model cannot be evaluated on {data.dataset.name} data")
     vis, ir = data.caches(cfg.data.height, cfg.data.width, progress=progress)
-    feats = {m: features_for_eval(model, images, m, cfg.eval, device=device, progress=progress)
-             for m, images in ((Modality.VISIBLE, vis), (Modality.INFRARED, ir))}
+    feats = {
+        m: features_for_eval(model, images, m, cfg.eval, device=device, progress=progress)
+        for m, images in ((Modality.VISIBLE, vis), (Modality.INFRARED, ir))
+    }
     results = {}
     for name in data.protocols:
         spec = get_protocol(name)
         pool = candidates(spec, data.dataset)
         results[name] = evaluate_protocol(
-            name, data.dataset, feats[spec.query_modality][pool.query], feats[spec.gallery_modality][pool.gallery],
-            trials=settings.trials, gallery_mode=settings.gallery_mode if spec.drawn_gallery else "single",
-            feature=cfg.eval.feature, flip=cfg.eval.flip, pool=pool,
+            name,
+            data.dataset,
+            feats[spec.query_modality][pool.query],
+            feats[spec.gallery_modality][pool.gallery],
+            trials=settings.trials,
+            gallery_mode=settings.gallery_mode if spec.drawn_gallery else "single",
+            feature=cfg.eval.feature,
+            flip=cfg.eval.flip,
+            pool=pool,
         )
     return results
 

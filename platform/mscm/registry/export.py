@@ -38,9 +38,11 @@ class ExportReport:
     checked_batches: tuple[int, ...]
 
     def message(self) -> str:
-        return (f"wrote {self.format} {self.path}: images uint8 (B,{self.height},{self.width},3) RGB + modality int64 (B,) "
-                f"-> float32 (B,{self.dim}); max |difference| to the PyTorch model {self.max_abs_diff:.2e} "
-                f"on batches of {', '.join(map(str, self.checked_batches))}")
+        return (
+            f"wrote {self.format} {self.path}: images uint8 (B,{self.height},{self.width},3) RGB + modality int64 (B,) "
+            f"-> float32 (B,{self.dim}); max |difference| to the PyTorch model {self.max_abs_diff:.2e} "
+            f"on batches of {', '.join(map(str, self.checked_batches))}"
+        )
 
 
 def example_inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,8 +52,9 @@ def example_inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[
     return images, modality
 
 
-def max_difference(exported, reference: torch.nn.Module, height: int, width: int,
-                   batches: tuple[int, ...] = CHECK_BATCHES) -> float:
+def max_difference(
+    exported, reference: torch.nn.Module, height: int, width: int, batches: tuple[int, ...] = CHECK_BATCHES
+) -> float:
     worst = 0.0
     with torch.inference_mode():
         for i, b in enumerate(batches):
@@ -60,8 +63,14 @@ def max_difference(exported, reference: torch.nn.Module, height: int, width: int
     return worst
 
 
-def export_model(source: str, out: str | Path, *, fmt: str = "torchscript", tracking_uri: str | None = None,
-                 tolerance: float = DEFAULT_TOLERANCE) -> ExportReport:
+def export_model(
+    source: str,
+    out: str | Path,
+    *,
+    fmt: str = "torchscript",
+    tracking_uri: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportReport:
     """Export the model of ``source`` (a checkpoint folder or ``models:/<name>@<alias>``) to ``out``."""
     from ..tracking.model_logging import embedding_model_from_checkpoint
 
@@ -81,8 +90,10 @@ def export_model(source: str, out: str | Path, *, fmt: str = "torchscript", trac
     try:
         diff = max_difference(torch.jit.load(str(out), map_location="cpu"), module, h, w)
         if not diff <= tolerance:
-            raise ExportError(f"{out}: the exported model differs from the PyTorch model by {diff:.3g} "
-                              f"(tolerance {tolerance:g}); the file was removed")
+            raise ExportError(
+                f"{out}: the exported model differs from the PyTorch model by {diff:.3g} "
+                f"(tolerance {tolerance:g}); the file was removed"
+            )
     except BaseException:
         out.unlink(missing_ok=True)
         raise

@@ -24,17 +24,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..checkpoint import CheckpointError, load_model, state_dict_sha256
-from ..errors import RegistryError
 from ..config import RunConfig
+from ..errors import RegistryError
 from ..eval import EvalResult, format_table
-from .describe import (
-    TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI, TAG_DATASET, TAG_MODEL_SHA, TAG_SOURCE_RUN, TAG_TRIAL, VersionRecord,
-    version_description, version_tags,
-)
-from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
 from ..tracking.contract import KIND_PROMOTION, KIND_TAG, SEARCH_TAG
 from ..tracking.trials import TrialChoice, find_search, select_trial
+from .describe import (
+    TAG_CHECKPOINT_SHA,
+    TAG_CHECKPOINT_URI,
+    TAG_DATASET,
+    TAG_MODEL_SHA,
+    TAG_SOURCE_RUN,
+    TAG_TRIAL,
+    VersionRecord,
+    version_description,
+    version_tags,
+)
+from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
 from .select import checkpoint_dir, checkpoint_files
+from .settings import ALIAS_CHALLENGER, ALIAS_CHAMPION, PromotionSettings
 from .source import (
     ModelSourceError,
     check_sha,
@@ -43,7 +51,6 @@ from .source import (
     tree_sha256,
     version_checkpoint,
 )
-from .settings import ALIAS_CHALLENGER, ALIAS_CHAMPION, PromotionSettings
 
 Action = Literal["champion", "challenger", "noop"]
 
@@ -76,8 +83,9 @@ class PromotionOutcome:
 
     def message(self) -> str:
         c = self.candidate
-        lines = [f"candidate: search {c.search.name!r}, trial {c.trial_id} (run {c.run_id}), "
-                 f"{c.ranked_by} {c.score:.4f}"]
+        lines = [
+            f"candidate: search {c.search.name!r}, trial {c.trial_id} (run {c.run_id}), {c.ranked_by} {c.score:.4f}"
+        ]
         if self.candidate_results:
             rows = [(f"trial {c.trial_id}", self.candidate_results)]
             if self.champion_results:
@@ -90,8 +98,9 @@ class PromotionOutcome:
             lines.append(f"dry run: would register it in {self.registered_model!r} as {self.action}: {self.reason}")
             lines.append("nothing was changed")
         else:
-            lines.append(f"registered version {self.version} of {self.registered_model!r} as {self.action}: "
-                         f"{self.reason}")
+            lines.append(
+                f"registered version {self.version} of {self.registered_model!r} as {self.action}: {self.reason}"
+            )
         return "\n".join(lines)
 
 
@@ -125,8 +134,10 @@ def promote(
         if existing is not None:
             aliases = ", ".join(existing.aliases) or "no alias"
             outcome.version = str(existing.version)
-            outcome.reason = (f"trial {choice.trial_id}'s best checkpoint (SHA-256 {sha[:12]}) is already version "
-                              f"{existing.version} of {name!r} ({aliases})")
+            outcome.reason = (
+                f"trial {choice.trial_id}'s best checkpoint (SHA-256 {sha[:12]}) is already version "
+                f"{existing.version} of {name!r} ({aliases})"
+            )
             return outcome
 
         champion = load_champion(client, name, cfg.data.dataset, Path(scratch, "champion"), device)
@@ -139,12 +150,15 @@ def promote(
             outcome.reason = f"{name!r} has no champion yet; {label} = {100 * cand:.2f}%"
         else:
             outcome.champion_version = champion.version
-            outcome.champion_results = evaluate_full_protocol(champion.model, champion.cfg, data, settings,
-                                                              device=device, progress=progress)
+            outcome.champion_results = evaluate_full_protocol(
+                champion.model, champion.cfg, data, settings, device=device, progress=progress
+            )
             held = outcome.champion_value = decision_value(outcome.champion_results, settings)
             outcome.action, outcome.reason = decide(cand, held, settings.margin)
-            outcome.reason += (f"; {label}: {100 * cand:.2f}% vs {100 * held:.2f}% for champion v{champion.version}"
-                               f" ({100 * (cand - held):+.2f} points, margin {100 * settings.margin:.2f})")
+            outcome.reason += (
+                f"; {label}: {100 * cand:.2f}% vs {100 * held:.2f}% for champion v{champion.version}"
+                f" ({100 * (cand - held):+.2f} points, margin {100 * settings.margin:.2f})"
+            )
         if dry_run:
             return outcome
         _register(client, outcome, ckpt, sha, cfg, payload, data)
@@ -159,6 +173,7 @@ def decide(candidate: float, champion: float, margin: float) -> tuple[Action, st
 
 
 # -- reading the registry ---------------------------------------------------------------------------
+
 
 def _version_with_checkpoint(client, name: str, sha: str):
     found = client.search_model_versions(f"name = '{name}' and tags.`{TAG_CHECKPOINT_SHA}` = '{sha}'")
@@ -191,16 +206,21 @@ def load_champion(client, name: str, dataset: str, scratch: Path, device: str = 
             f"registered model {name!r} has {len(versions)} version(s) but no {ALIAS_CHAMPION!r} alias, so there is "
             f"nothing to compare with. Point the alias at the version in use, e.g. "
             f"MlflowClient().set_registered_model_alias({name!r}, {ALIAS_CHAMPION!r}, VERSION), and promote again. "
-            "Nothing was changed.")
+            "Nothing was changed."
+        )
     mv = client.get_model_version(name, registered.aliases[ALIAS_CHAMPION])
     where = f"champion of {name!r} (version {mv.version})"
     missing = [t for t in (TAG_CHECKPOINT_URI, TAG_CHECKPOINT_SHA, TAG_MODEL_SHA, TAG_DATASET) if t not in mv.tags]
     if missing:
-        raise PromotionError(f"{where} was not registered by mscm promote (tags {', '.join(missing)} missing), so it "
-                             "cannot be re-evaluated on the candidate's data. Nothing was changed.")
+        raise PromotionError(
+            f"{where} was not registered by mscm promote (tags {', '.join(missing)} missing), so it "
+            "cannot be re-evaluated on the candidate's data. Nothing was changed."
+        )
     if mv.tags[TAG_DATASET] != dataset:
-        raise PromotionError(f"{where} is a {mv.tags[TAG_DATASET]} model; the candidate is a {dataset} model. "
-                             "Use another registered model name (--registered-model). Nothing was changed.")
+        raise PromotionError(
+            f"{where} is a {mv.tags[TAG_DATASET]} model; the candidate is a {dataset} model. "
+            "Use another registered model name (--registered-model). Nothing was changed."
+        )
     try:
         ckpt = version_checkpoint(client, mv, scratch / "checkpoint")
         model_dir = download(mv.source, scratch / "model", client.tracking_uri, f"{where}: its model files")
@@ -213,8 +233,10 @@ def load_champion(client, name: str, dataset: str, scratch: Path, device: str = 
 
 # -- writing ------------------------------------------------------------------------------------------
 
-def _register(client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunConfig, payload: dict,
-              data: EvalData) -> None:
+
+def _register(
+    client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunConfig, payload: dict, data: EvalData
+) -> None:
     from ..config import dump_yaml
     from ..tracking.mlflow_run import RunLogger
     from ..tracking.model_logging import log_embedding_model
@@ -223,10 +245,19 @@ def _register(client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunC
     choice, name = outcome.candidate, outcome.registered_model
     search = choice.search
     experiment = client.get_experiment(search.experiment_id).name
-    run = RunLogger(client.tracking_uri, experiment, run_name=f"promote-{choice.trial_id}",
-                    parent_run_id=search.run_id,
-                    tags={KIND_TAG: KIND_PROMOTION, SEARCH_TAG: search.name, TAG_TRIAL: choice.trial_id,
-                          TAG_SOURCE_RUN: choice.run_id, TAG_CHECKPOINT_SHA: sha})
+    run = RunLogger(
+        client.tracking_uri,
+        experiment,
+        run_name=f"promote-{choice.trial_id}",
+        parent_run_id=search.run_id,
+        tags={
+            KIND_TAG: KIND_PROMOTION,
+            SEARCH_TAG: search.name,
+            TAG_TRIAL: choice.trial_id,
+            TAG_SOURCE_RUN: choice.run_id,
+            TAG_CHECKPOINT_SHA: sha,
+        },
+    )
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory(prefix="mscm-register-") as tmp:
@@ -243,23 +274,51 @@ def _register(client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunC
             model_uri = log_embedding_model(client.tracking_uri, run.run_id, ckpt)
             model_sha = tree_sha256(download(model_uri, tmp / "model", client.tracking_uri, "the model just logged"))
             record = VersionRecord(
-                registered_model=name, choice=choice, cfg=cfg, epoch=int(payload.get("epoch", 0)),
-                checkpoint_sha256=sha, checkpoint_uri=f"runs:/{run.run_id}/checkpoint", model_sha256=model_sha,
-                results=outcome.candidate_results or {}, champion_version=outcome.champion_version,
-                champion_results=outcome.champion_results, decision=outcome.action, reason=outcome.reason,
-                data_fingerprint=data.fingerprint, data_summary=data.dataset.summary(),
-                code_version=code_version(), promotion_run_id=run.run_id,
+                registered_model=name,
+                choice=choice,
+                cfg=cfg,
+                epoch=int(payload.get("epoch", 0)),
+                checkpoint_sha256=sha,
+                checkpoint_uri=f"runs:/{run.run_id}/checkpoint",
+                model_sha256=model_sha,
+                results=outcome.candidate_results or {},
+                champion_version=outcome.champion_version,
+                champion_results=outcome.champion_results,
+                decision=outcome.action,
+                reason=outcome.reason,
+                data_fingerprint=data.fingerprint,
+                data_summary=data.dataset.summary(),
+                code_version=code_version(),
+                promotion_run_id=run.run_id,
             )
             description = version_description(record)
             run.client.log_text(run.run_id, description, "promotion.md")
-            run.client.log_text(run.run_id, json.dumps(
-                {"action": outcome.action, "reason": outcome.reason, "registered_model": name,
-                 "champion_version": outcome.champion_version, "trial_id": choice.trial_id,
-                 "source_run_id": choice.run_id, "checkpoint_sha256": sha}, indent=2), "decision.json")
+            run.client.log_text(
+                run.run_id,
+                json.dumps(
+                    {
+                        "action": outcome.action,
+                        "reason": outcome.reason,
+                        "registered_model": name,
+                        "champion_version": outcome.champion_version,
+                        "trial_id": choice.trial_id,
+                        "source_run_id": choice.run_id,
+                        "checkpoint_sha256": sha,
+                    },
+                    indent=2,
+                ),
+                "decision.json",
+            )
         _ensure_registered_model(client, name)
         model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/") else None
-        mv = client.create_model_version(name, source=model_uri, run_id=run.run_id, tags=version_tags(record),
-                                         description=description, model_id=model_id)
+        mv = client.create_model_version(
+            name,
+            source=model_uri,
+            run_id=run.run_id,
+            tags=version_tags(record),
+            description=description,
+            model_id=model_id,
+        )
         outcome.version = str(mv.version)
         outcome.promotion_run_id = run.run_id
         alias = ALIAS_CHAMPION if outcome.action == "champion" else ALIAS_CHALLENGER
@@ -278,6 +337,10 @@ def _ensure_registered_model(client, name: str) -> None:
     except MlflowException as e:
         if not _not_found(e):
             raise
-        client.create_registered_model(name, description=(
-            f"MSCMNet VI-ReID embedding models promoted by `mscm promote`. Load the current one with "
-            f"`mlflow.pytorch.load_model('models:/{name}@{ALIAS_CHAMPION}')`; see docs/promotion.md."))
+        client.create_registered_model(
+            name,
+            description=(
+                f"MSCMNet VI-ReID embedding models promoted by `mscm promote`. Load the current one with "
+                f"`mlflow.pytorch.load_model('models:/{name}@{ALIAS_CHAMPION}')`; see docs/promotion.md."
+            ),
+        )

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import RegistryError
 from ..data.cache import load_image
 from ..data.errors import CorruptImageError
 from ..data.records import Modality
+from ..errors import RegistryError
 from .source import Embedder
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -60,16 +60,22 @@ def gallery_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def embed_files(model: Embedder, paths: list[Path], modality: Modality, *, batch_size: int = 64,
-                progress: bool = True) -> tuple[torch.Tensor, list[Path], list[str]]:
+def embed_files(
+    model: Embedder, paths: list[Path], modality: Modality, *, batch_size: int = 64, progress: bool = True
+) -> tuple[torch.Tensor, list[Path], list[str]]:
     """Embeddings of the readable files (N x D), those files, and the unreadable ones with the reason."""
     from tqdm.auto import tqdm
 
     feats, kept, skipped = [], [], []
-    for lo in tqdm(range(0, len(paths), batch_size), desc=f"embedding ({modality.name.lower()})", unit="batch",
-                   disable=not progress or len(paths) <= batch_size, leave=False):
+    for lo in tqdm(
+        range(0, len(paths), batch_size),
+        desc=f"embedding ({modality.name.lower()})",
+        unit="batch",
+        disable=not progress or len(paths) <= batch_size,
+        leave=False,
+    ):
         images = []
-        for p in paths[lo:lo + batch_size]:
+        for p in paths[lo : lo + batch_size]:
             try:
                 images.append(load_image(str(p), model.height, model.width))
                 kept.append(p)
@@ -83,8 +89,16 @@ def embed_files(model: Embedder, paths: list[Path], modality: Modality, *, batch
     return torch.cat(feats), kept, skipped
 
 
-def rank_queries(model: Embedder, queries: list[str | Path], gallery: str | Path, modality: str | Modality, *,
-                 top: int = 10, gallery_modality: str | Modality | None = None, progress: bool = True) -> list[Ranking]:
+def rank_queries(
+    model: Embedder,
+    queries: list[str | Path],
+    gallery: str | Path,
+    modality: str | Modality,
+    *,
+    top: int = 10,
+    gallery_modality: str | Modality | None = None,
+    progress: bool = True,
+) -> list[Ranking]:
     """One ranking of the gallery folder per query image (all of modality ``modality``); the gallery
     is read and embedded once."""
     if top < 1:
@@ -106,16 +120,35 @@ def rank_queries(model: Embedder, queries: list[str | Path], gallery: str | Path
     for query, scores in zip(queries, (q @ g.T).numpy()):
         order = np.argsort(-scores, kind="stable")[:top]  # ties keep the gallery's (sorted path) order
         matches = [Match(i + 1, float(scores[j]), str(kept[j])) for i, j in enumerate(order)]
-        rankings.append(Ranking(model.source, str(query), q_mod.name.lower(), str(gallery), g_mod.name.lower(),
-                                len(kept), matches, list(skipped)))
+        rankings.append(
+            Ranking(
+                model.source,
+                str(query),
+                q_mod.name.lower(),
+                str(gallery),
+                g_mod.name.lower(),
+                len(kept),
+                matches,
+                list(skipped),
+            )
+        )
     return rankings
 
 
-def rank_gallery(model: Embedder, query: str | Path, gallery: str | Path, modality: str | Modality, *,
-                 top: int = 10, gallery_modality: str | Modality | None = None, progress: bool = True) -> Ranking:
+def rank_gallery(
+    model: Embedder,
+    query: str | Path,
+    gallery: str | Path,
+    modality: str | Modality,
+    *,
+    top: int = 10,
+    gallery_modality: str | Modality | None = None,
+    progress: bool = True,
+) -> Ranking:
     """The gallery folder ranked against one query image."""
-    return rank_queries(model, [query], gallery, modality, top=top, gallery_modality=gallery_modality,
-                        progress=progress)[0]
+    return rank_queries(
+        model, [query], gallery, modality, top=top, gallery_modality=gallery_modality, progress=progress
+    )[0]
 
 
 def write_ranking(ranking: Ranking, out_dir: str | Path) -> dict[str, Path]:
@@ -158,8 +191,9 @@ def grid_image(ranking: Ranking):
 
     tiles = [_tile(ranking.query, ["query", f"({ranking.query_modality})", short(ranking.query)], (40, 90, 220))]
     tiles += [_tile(m.path, [f"#{m.rank}  {m.score:.3f}", short(m.path)], (160, 160, 160)) for m in ranking.matches]
-    grid = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) + 1), max(t.height for t in tiles) + 8),
-                     (255, 255, 255))
+    grid = Image.new(
+        "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) + 1), max(t.height for t in tiles) + 8), (255, 255, 255)
+    )
     x = 4
     for t in tiles:
         grid.paste(t, (x, 4))

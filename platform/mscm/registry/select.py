@@ -18,15 +18,18 @@ def checkpoint_dir(client, choice: TrialChoice, scratch: str | Path) -> Path:
     from ..tracking.model_logging import checkpoint_from_model
 
     if not choice.model_uri:
-        raise SelectionError(f"trial {choice.trial_id} (run {choice.run_id}) has no logged model to promote "
-                             "(tag model_uri); its run may carry a model_logging_error tag")
+        raise SelectionError(
+            f"trial {choice.trial_id} (run {choice.run_id}) has no logged model to promote "
+            "(tag model_uri); its run may carry a model_logging_error tag"
+        )
     try:
         return checkpoint_from_model(choice.model_uri, client.tracking_uri, scratch)
     except CheckpointError as e:
         raise SelectionError(f"trial {choice.trial_id}: its logged model cannot be used: {e}") from None
     except Exception as e:  # MlflowException, OSError: deleted artifacts, a store that moved
-        raise SelectionError(f"trial {choice.trial_id}: its logged model {choice.model_uri} cannot be read "
-                             f"({type(e).__name__}: {e})") from None
+        raise SelectionError(
+            f"trial {choice.trial_id}: its logged model {choice.model_uri} cannot be read ({type(e).__name__}: {e})"
+        ) from None
 
 
 def checkpoint_files(directory: str | Path) -> list[Path]:

@@ -17,8 +17,12 @@ ALIAS_CHALLENGER = "challenger"
 class PromotionSettings:
     registered_model: str | None = spec(None, doc="MLflow registered model; null = mscm-<dataset>")
     metric: Metric = spec("mAP", doc="metric that decides (also ranks the search's trials)")
-    margin: float = spec(0.0, ge=0, le=1, doc="the candidate must beat the champion by more than this "
-                                               "(a fraction: 0.01 = one percentage point)")
+    margin: float = spec(
+        0.0,
+        ge=0,
+        le=1,
+        doc="the candidate must beat the champion by more than this (a fraction: 0.01 = one percentage point)",
+    )
     protocol: Protocol | None = spec(None, doc="protocol that decides; null = mean over the dataset's protocols")
     trials: int = spec(10, ge=1, doc="gallery draws per protocol (SYSU, LLCM: 10 in the papers)")
     gallery_mode: Literal["single", "multi"] = spec("single", doc="drawn galleries; RegDB is always whole")
@@ -27,7 +31,9 @@ class PromotionSettings:
         return self.registered_model or f"mscm-{dataset}"
 
 
-def promotion_settings(values: dict[str, Any] | None = None, *, source: str = "promotion settings") -> PromotionSettings:
+def promotion_settings(
+    values: dict[str, Any] | None = None, *, source: str = "promotion settings"
+) -> PromotionSettings:
     """Typed settings from plain values (command-line options, YAML); ``None`` values mean the default."""
     given = {k: v for k, v in (values or {}).items() if v is not None}
     return from_dict(PromotionSettings, given, source=source)

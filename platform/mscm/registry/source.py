@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ..errors import RegistryError
 from ..checkpoint import MODEL_FILE
+from ..errors import RegistryError
 from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -69,8 +70,9 @@ def download(uri: str, dst: str | Path, tracking_uri: str | None, what: str) -> 
     Path(dst).mkdir(parents=True, exist_ok=True)
     try:
         with quiet_artifact_progress():
-            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
-                                                            tracking_uri=tracking_uri))
+            return Path(
+                mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri)
+            )
     except Exception as e:  # MlflowException, OSError: deleted artifacts, a store that moved
         raise ModelSourceError(f"{what} is missing: {uri} cannot be read ({type(e).__name__}: {e})") from None
 
@@ -83,7 +85,9 @@ def check_sha(found: str, recorded: str, what: str) -> None:
 def parse_model_uri(uri: str) -> re.Match:
     m = _MODEL_URI.match(uri)
     if not m:
-        raise ModelSourceError(f"{uri!r} is not a registered model URI (models:/<name>@<alias> or models:/<name>/<version>)")
+        raise ModelSourceError(
+            f"{uri!r} is not a registered model URI (models:/<name>@<alias> or models:/<name>/<version>)"
+        )
     return m
 
 
@@ -162,8 +166,10 @@ def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
         module, cfg, _ = embedding_model_from_checkpoint(source)
         return Embedder(module, cfg.data.height, cfg.data.width, source)
     if not source.startswith(("models:/", "runs:/")):
-        raise ModelSourceError(f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor an MLflow "
-                               "model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)")
+        raise ModelSourceError(
+            f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor an MLflow "
+            "model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)"
+        )
     import mlflow
     import mlflow.pytorch
 
@@ -185,8 +191,10 @@ def _input_size(info: Any, source: str) -> tuple[int, int]:
         shape = sig.inputs.inputs[0].shape
         height, width = int(shape[1]), int(shape[2])
     except (AttributeError, IndexError, TypeError, ValueError):
-        raise ModelSourceError(f"{source}: its signature does not give the input size "
-                               "(expected images (-1, H, W, 3)); was it logged by mscm?") from None
+        raise ModelSourceError(
+            f"{source}: its signature does not give the input size "
+            "(expected images (-1, H, W, 3)); was it logged by mscm?"
+        ) from None
     if height < 1 or width < 1:
         raise ModelSourceError(f"{source}: its signature has no fixed input size ({shape})")
     return height, width

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 CHROMIUM_ENV = "MSCM_CHROMIUM"  # path of the browser, when it is not on PATH
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

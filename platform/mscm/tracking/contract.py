@@ -7,7 +7,8 @@ or MLflow import here, so every layer (and the registry, which runs without Ray)
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # Run tags
 KIND_TAG = "mscm.kind"  # search | train | promotion

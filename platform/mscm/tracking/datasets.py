@@ -40,15 +40,23 @@ def describe_dataset(dataset: VIReIDDataset, val_identities: int = 0) -> Dataset
         "val_identities": val_identities,
         "test_images": len(dataset.test_visible) + len(dataset.test_infrared),
     }
-    return DatasetInput(f"{dataset.name}-{split}", data_fingerprint(sorted({r.path for r in records})),
-                        str(dataset.root), dataset.name, split, profile)
+    return DatasetInput(
+        f"{dataset.name}-{split}",
+        data_fingerprint(sorted({r.path for r in records})),
+        str(dataset.root),
+        dataset.name,
+        split,
+        profile,
+    )
 
 
 def log_dataset(client, run_id: str, data: DatasetInput) -> None:
     """Record ``data`` as the run's training input (``MlflowClient.log_inputs``, what ``mlflow.log_input`` calls)."""
-    from mlflow.entities import Dataset, DatasetInput as MlflowDatasetInput, InputTag
+    from mlflow.entities import Dataset, InputTag
+    from mlflow.entities import DatasetInput as MlflowDatasetInput
 
     source = json.dumps({"root": data.root, "layout": data.layout, "split": data.split})
-    entity = Dataset(name=data.name, digest=data.digest, source_type="local", source=source,
-                     profile=json.dumps(data.profile))
+    entity = Dataset(
+        name=data.name, digest=data.digest, source_type="local", source=source, profile=json.dumps(data.profile)
+    )
     client.log_inputs(run_id, datasets=[MlflowDatasetInput(entity, tags=[InputTag(CONTEXT_TAG, CONTEXT)])])

@@ -13,7 +13,8 @@ in Ray's results. No Ray or MLflow import here: the worker, the Tune driver and 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, get_args
+from collections.abc import Iterable, Mapping
+from typing import Any, get_args
 
 from ..config.schema import Metric
 
@@ -76,7 +77,7 @@ def run_summary(best_checkpoint_metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def best_figures(run_metrics: Mapping[str, float]) -> dict[str, float]:
     """A run's ``best/...`` summary as a dict without the prefix: ``{"mAP": .., "epoch": ..}``."""
-    return {k[len(BEST_PREFIX):]: v for k, v in run_metrics.items() if k.startswith(BEST_PREFIX)}
+    return {k[len(BEST_PREFIX) :]: v for k, v in run_metrics.items() if k.startswith(BEST_PREFIX)}
 
 
 def search_summary(best_trial_metrics: Mapping[str, float], statuses: Iterable[str]) -> dict[str, float]:

@@ -34,8 +34,9 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
             client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     # A local store keeps its artifacts beside it, not in ./mlruns of whatever the CWD is.
-    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri),
-                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    return client.create_experiment(
+        name, artifact_location=artifact_root_for(tracking_uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+    )
 
 
 def config_params(cfg: RunConfig) -> dict[str, str]:
@@ -70,7 +71,7 @@ class RunLogger:
 
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri)
         if run_id is None:

@@ -48,17 +48,30 @@ def embedding_signature(height: int, width: int, dim: int):
     from mlflow.types import Schema, TensorSpec
 
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, height, width, 3), "images"),
-                       TensorSpec(np.dtype(np.int64), (-1,), "modality")]),
+        inputs=Schema(
+            [
+                TensorSpec(np.dtype(np.uint8), (-1, height, width, 3), "images"),
+                TensorSpec(np.dtype(np.int64), (-1,), "modality"),
+            ]
+        ),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim), "embedding")]),
     )
 
 
 def _checkpoint_metadata(payload: dict[str, Any]) -> dict[str, Any]:
-    metrics = {k: v for k, v in payload.get("metrics", {}).items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-    return {"format": payload["format"], "version": payload["version"], "num_classes": payload["num_classes"],
-            "epoch": payload["epoch"], "config": payload["config"], "metrics": metrics}
+    metrics = {
+        k: v
+        for k, v in payload.get("metrics", {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return {
+        "format": payload["format"],
+        "version": payload["version"],
+        "num_classes": payload["num_classes"],
+        "epoch": payload["epoch"],
+        "config": payload["config"],
+        "metrics": metrics,
+    }
 
 
 def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
@@ -81,9 +94,16 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
             signature=embedding_signature(h, w, dim),
             serialization_format="pt2",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"input": INPUT_DOC, "output": OUTPUT_DOC, "height": h, "width": w, "dim": dim,
-                      "feature": cfg.eval.feature, "epoch": payload["epoch"],
-                      CHECKPOINT_META: _checkpoint_metadata(payload)},
+            metadata={
+                "input": INPUT_DOC,
+                "output": OUTPUT_DOC,
+                "height": h,
+                "width": w,
+                "dim": dim,
+                "feature": cfg.eval.feature,
+                "epoch": payload["epoch"],
+                CHECKPOINT_META: _checkpoint_metadata(payload),
+            },
         )
     return info.model_uri
 
@@ -102,13 +122,22 @@ def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Pa
     with quiet_artifact_progress():
         meta = (mlflow.models.get_model_info(model_uri).metadata or {}).get(CHECKPOINT_META)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise CheckpointError(f"{model_uri}: not an mscm model (its metadata has no {CHECKPOINT_META} "
-                                  f"of format {FORMAT} version {VERSION})")
+            raise CheckpointError(
+                f"{model_uri}: not an mscm model (its metadata has no {CHECKPOINT_META} "
+                f"of format {FORMAT} version {VERSION})"
+            )
         module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
-    state = {k[len(WRAPPED):]: v.detach().cpu() for k, v in module.state_dict().items() if k.startswith(WRAPPED)}
+    state = {k[len(WRAPPED) :]: v.detach().cpu() for k, v in module.state_dict().items() if k.startswith(WRAPPED)}
     cfg = config_of({"config": meta["config"]}, model_uri)
-    model = build_model(dataclasses.replace(cfg.model, pretrained=None), int(meta["num_classes"]),
-                        cfg.data.height, cfg.data.width)
+    model = build_model(
+        dataclasses.replace(cfg.model, pretrained=None), int(meta["num_classes"]), cfg.data.height, cfg.data.width
+    )
     load_state_strict(model, state, model_uri)
-    return save_checkpoint(directory, cfg=cfg, num_classes=int(meta["num_classes"]), model=model.eval(),
-                           epoch=int(meta["epoch"]), metrics=dict(meta.get("metrics", {})))
+    return save_checkpoint(
+        directory,
+        cfg=cfg,
+        num_classes=int(meta["num_classes"]),
+        model=model.eval(),
+        epoch=int(meta["epoch"]),
+        metrics=dict(meta.get("metrics", {})),
+    )

@@ -51,8 +51,9 @@ def find_search(client, name: str, experiment: str | None = None) -> SearchRef:
         exp_ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(exp_ids, filter_string=search_filter(name), max_results=10) if exp_ids else []
     if not runs:
-        raise SelectionError(f"no search named {name!r} in {client.tracking_uri} "
-                             f"(a search's parent run is tagged {SEARCH_TAG}={name})")
+        raise SelectionError(
+            f"no search named {name!r} in {client.tracking_uri} (a search's parent run is tagged {SEARCH_TAG}={name})"
+        )
     if len({r.info.experiment_id for r in runs}) > 1:
         raise SelectionError(f"searches named {name!r} exist in several experiments; pass --experiment")
     run = runs[0]
@@ -62,16 +63,27 @@ def find_search(client, name: str, experiment: str | None = None) -> SearchRef:
 def trial_runs(client, search: SearchRef) -> list:
     """Every trial run of a search (nested runs carrying a Ray trial id)."""
     runs = client.search_runs(
-        [search.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{search.run_id}'", max_results=10000,
+        [search.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{search.run_id}'",
+        max_results=10000,
     )
     return [r for r in runs if TRIAL_TAG in r.data.tags]
 
 
 def _choice(search: SearchRef, run, score: float, ranked_by: str) -> TrialChoice:
     tags = run.data.tags
-    return TrialChoice(search, run.info.run_id, tags[TRIAL_TAG], tags.get(STATUS_TAG, "unknown"), score, ranked_by,
-                       tags.get(CHECKPOINT_TAG), tags.get(MODEL_URI_TAG), best_figures(run.data.metrics),
-                       run.info.run_name or "")
+    return TrialChoice(
+        search,
+        run.info.run_id,
+        tags[TRIAL_TAG],
+        tags.get(STATUS_TAG, "unknown"),
+        score,
+        ranked_by,
+        tags.get(CHECKPOINT_TAG),
+        tags.get(MODEL_URI_TAG),
+        best_figures(run.data.metrics),
+        run.info.run_name or "",
+    )
 
 
 def ranked_trials(client, search: SearchRef, metric: str) -> tuple[list[TrialChoice], list[str]]:

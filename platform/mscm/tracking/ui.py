@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import TrackingError
 from .uris import parse_tracking_uri
@@ -53,8 +53,20 @@ def default_optuna_url_for(tracking_uri: str) -> str | None:
 
 def mlflow_server(tracking_uri: str, host: str, port: int) -> Server:
     root = parse_tracking_uri(tracking_uri).artifact_root
-    argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host,
-            "--port", str(port), "--workers", "1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if root:
         argv += ["--default-artifact-root", root]
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -71,8 +83,9 @@ def _wait_ready(server: Server, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise TrackingError(f"{server.name} exited with code {proc.returncode} before it answered "
-                                f"({shlex.join(server.argv)})")
+            raise TrackingError(
+                f"{server.name} exited with code {proc.returncode} before it answered ({shlex.join(server.argv)})"
+            )
         try:
             with urllib.request.urlopen(server.url, timeout=2):
                 return
@@ -146,5 +159,13 @@ def serve(servers: list[Server], *, announce=print) -> int:
         _stop(procs)
 
 
-__all__ = ["Server", "ui_command", "mlflow_server", "optuna_dashboard", "serve", "default_optuna_url_for",
-           "running_ui", "free_port"]
+__all__ = [
+    "Server",
+    "ui_command",
+    "mlflow_server",
+    "optuna_dashboard",
+    "serve",
+    "default_optuna_url_for",
+    "running_ui",
+    "free_port",
+]

@@ -51,7 +51,7 @@ def parse_tracking_uri(uri: str) -> TrackingStore:
     if scheme == "sqlite":
         if not uri.startswith("sqlite:///") or len(uri) == len("sqlite:///"):
             raise TrackingError(f"tracking URI {uri!r}: a SQLite URI names a file: sqlite:////absolute/path/mlflow.db")
-        return TrackingStore(uri, "sqlite", Path(uri[len("sqlite:///"):]).expanduser().absolute())
+        return TrackingStore(uri, "sqlite", Path(uri[len("sqlite:///") :]).expanduser().absolute())
     if scheme == "file":
         return TrackingStore(uri, "folder", Path(urlparse(uri).path).expanduser().absolute())
     if scheme == "":
@@ -66,7 +66,8 @@ def parse_tracking_uri(uri: str) -> TrackingStore:
         return TrackingStore(uri, "managed")
     raise TrackingError(
         f"tracking URI {uri!r}: unsupported scheme {scheme!r} (use sqlite:///PATH, a folder, http(s)://HOST:PORT "
-        f"or a database URL)")
+        f"or a database URL)"
+    )
 
 
 def artifact_root_for(uri: str) -> str | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,10 +48,22 @@ def prepare_data(cfg: RunConfig, *, progress: bool = True) -> PreparedData:
     if cfg.data.val_identities:
         dataset = holdout_identities(dataset, cfg.data.val_identities, seed=cfg.train.seed)
     cache_dir = cfg.data.cache_dir
-    vis = ImageCache(dataset.train_visible, cfg.data.height, cfg.data.width, cache_dir,
-                     skip_corrupt=cfg.data.skip_corrupt, progress=progress)
-    ir = ImageCache(dataset.train_infrared, cfg.data.height, cfg.data.width, cache_dir,
-                    skip_corrupt=cfg.data.skip_corrupt, progress=progress)
+    vis = ImageCache(
+        dataset.train_visible,
+        cfg.data.height,
+        cfg.data.width,
+        cache_dir,
+        skip_corrupt=cfg.data.skip_corrupt,
+        progress=progress,
+    )
+    ir = ImageCache(
+        dataset.train_infrared,
+        cfg.data.height,
+        cfg.data.width,
+        cache_dir,
+        skip_corrupt=cfg.data.skip_corrupt,
+        progress=progress,
+    )
     dataset = drop_skipped(dataset, (vis, ir))  # keeps record lists aligned with skip_corrupt caches
     return PreparedData(dataset, vis, ir, list(dataset.warnings))
 
@@ -81,18 +94,27 @@ class Engine:
         self.num_classes = ds.num_classes
 
         model = build_model(cfg.model, ds.num_classes, cfg.data.height, cfg.data.width).to(self.device)
-        self.memory_format = torch.channels_last if (self.on_gpu and cfg.train.channels_last) else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if (self.on_gpu and cfg.train.channels_last) else torch.contiguous_format
+        )
         model = model.to(memory_format=self.memory_format)
         self.model = wrap_model(model) if wrap_model else model
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision) if self.on_gpu else None
+        self.amp_dtype = (
+            {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision) if self.on_gpu else None
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype is torch.float16)
         self.criterion = MSCMLoss(cfg.loss, cfg.model.streams)
         self.augment = QuadAugment(cfg.augment, cfg.model.streams)
         self.loader = build_train_loader(
-            self.data.train_visible, self.data.train_infrared, ds, cfg.data,
-            rank=rank, world_size=world_size, seed=cfg.train.seed,
+            self.data.train_visible,
+            self.data.train_infrared,
+            ds,
+            cfg.data,
+            rank=rank,
+            world_size=world_size,
+            seed=cfg.train.seed,
         )
         self.epoch = 0  # epochs completed
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": None, "metrics": {}}
@@ -131,7 +153,9 @@ class Engine:
             labels = labels.to(self.device, non_blocking=True)
             views = [v.contiguous(memory_format=self.memory_format) for v in self.augment(vis, ir, gen)]
             targets = labels.repeat(len(views))
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
                 out = self.model(*views)
             terms = self.criterion(out, targets)
             loss = terms["total"]
@@ -156,7 +180,9 @@ class Engine:
         lrs = {f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
         self.scheduler.step()
         self.epoch += 1
-        stats = torch.stack([*(sums[k] for k in sorted(sums)), correct, torch.tensor(float(views_seen), device=self.device)])
+        stats = torch.stack(
+            [*(sums[k] for k in sorted(sums)), correct, torch.tensor(float(views_seen), device=self.device)]
+        )
         if self.world_size > 1 and dist.is_initialized():
             dist.all_reduce(stats)
             stats /= self.world_size
@@ -174,8 +200,14 @@ class Engine:
         if self._eval_caches is None:
             ds, cfg = self.data.dataset, self.cfg
             caches = tuple(
-                ImageCache(records, cfg.data.height, cfg.data.width, cfg.data.cache_dir,
-                           skip_corrupt=cfg.data.skip_corrupt, progress=False)
+                ImageCache(
+                    records,
+                    cfg.data.height,
+                    cfg.data.width,
+                    cfg.data.cache_dir,
+                    skip_corrupt=cfg.data.skip_corrupt,
+                    progress=False,
+                )
                 for records in (ds.test_visible, ds.test_infrared)
             )
             # Test images a skip_corrupt cache left out leave the evaluation dataset too (and are reported).
@@ -189,8 +221,15 @@ class Engine:
 
         vis, ir = self.eval_caches()
         return evaluate(
-            self.module, self.data.dataset, self.cfg.eval, vis, ir,
-            trials=trials, device=self.device, amp_dtype=self.amp_dtype, progress=False,
+            self.module,
+            self.data.dataset,
+            self.cfg.eval,
+            vis,
+            ir,
+            trials=trials,
+            device=self.device,
+            amp_dtype=self.amp_dtype,
+            progress=False,
         )
 
     def update_best(self, score: float, metrics: dict[str, float]) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
@@ -39,7 +40,9 @@ def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = (), l
         train_loop_config={"run": to_dict(cfg)},
         torch_config=TorchConfig(backend="nccl" if cfg.train.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu, resources_per_worker=resources,
+            num_workers=cfg.train.num_workers,
+            use_gpu=cfg.train.use_gpu,
+            resources_per_worker=resources,
         ),
         run_config=ray.train.RunConfig(
             name=name,
@@ -95,23 +98,30 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     from ..tracking.datasets import describe_dataset
     from ..tracking.mlflow_run import RunLogger, resolve_tracking_uri
     from ..tracking.ui import ui_command
-    report = preflight_run(cfg, storage_path=storage_path_of(cfg),
-                           tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri))
+
+    report = preflight_run(
+        cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri)
+    )
     from .callbacks import MlflowEpochCallback
     from .failures import fit
 
     init_ray(ray_address)
     name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    logger = RunLogger(cfg.tracking.tracking_uri, cfg.tracking.experiment, run_name=name,
-                       tags={KIND_TAG: KIND_TRAIN, DATASET_TAG: cfg.data.dataset})
+    logger = RunLogger(
+        cfg.tracking.tracking_uri,
+        cfg.tracking.experiment,
+        run_name=name,
+        tags={KIND_TAG: KIND_TRAIN, DATASET_TAG: cfg.data.dataset},
+    )
     print(f"MLflow run {logger.run_id} in {logger.tracking_uri}\n  UI: {ui_command(logger.tracking_uri)}")
     logger.log_config(cfg)
     logger.log_dataset(describe_dataset(report.dataset.dataset, cfg.data.val_identities))
     monitor = _start_system_metrics(logger) if cfg.tracking.system_metrics else None
     status = "FAILED"
     try:
-        trainer = build_trainer(cfg, name=name, callbacks=[
-            MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)])
+        trainer = build_trainer(
+            cfg, name=name, callbacks=[MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)]
+        )
         result = fit(trainer)
         raise_if_failed(result)
         best = best_checkpoint_path(result)
@@ -136,7 +146,12 @@ def _start_system_metrics(logger):
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
     except ImportError:  # pragma: no cover - mlflow without the monitor
         return None
-    monitor = SystemMetricsMonitor(logger.run_id, sampling_interval=5, samples_before_logging=1,
-                                   resume_logging=False, tracking_uri=logger.tracking_uri)
+    monitor = SystemMetricsMonitor(
+        logger.run_id,
+        sampling_interval=5,
+        samples_before_logging=1,
+        resume_logging=False,
+        tracking_uri=logger.tracking_uri,
+    )
     monitor.start()
     return monitor

@@ -26,7 +26,6 @@ from .failures import quiet_expected_errors
 from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
 
 
-
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     loop_start = time.time()  # Ray's share of start-up ends here (bench/ray_overhead.py)
     quiet_expected_errors()
@@ -35,7 +34,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     engine = Engine(
-        cfg, rank=rank, world_size=world, device=device,
+        cfg,
+        rank=rank,
+        world_size=world,
+        device=device,
         wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False),
         progress=rank == 0,
     )
@@ -46,14 +48,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             payload = load_model_payload(d)
             engine.load_train_state(load_train_state(d), payload["state_dict"])
         resumed_from = engine.epoch
-    run_epochs(engine, extra_metrics={
-        **inference_cost(engine),
-        "dataset/num_classes": engine.num_classes,
-        "dist/world_size": world,
-        "dist/num_nodes": _count_nodes(world),
-        "train/resumed_from_epoch": resumed_from,
-        "perf/loop_start_wall": loop_start,
-    })
+    run_epochs(
+        engine,
+        extra_metrics={
+            **inference_cost(engine),
+            "dataset/num_classes": engine.num_classes,
+            "dist/world_size": world,
+            "dist/num_nodes": _count_nodes(world),
+            "train/resumed_from_epoch": resumed_from,
+            "perf/loop_start_wall": loop_start,
+        },
+    )
 
 
 def inference_cost(engine: Engine) -> dict[str, float]:
@@ -66,8 +71,13 @@ def inference_cost(engine: Engine) -> dict[str, float]:
     out = {"params_m": inference_parameters(engine.module) / 1e6}
     if cfg.eval.latency_runs:
         out["latency_ms"] = inference_latency_ms(
-            engine.module, cfg.data.height, cfg.data.width, device=engine.device, runs=cfg.eval.latency_runs,
-            memory_format=engine.memory_format, autocast_dtype=engine.amp_dtype,
+            engine.module,
+            cfg.data.height,
+            cfg.data.width,
+            device=engine.device,
+            runs=cfg.eval.latency_runs,
+            memory_format=engine.memory_format,
+            autocast_dtype=engine.amp_dtype,
         )
     return out
 
@@ -123,8 +133,13 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
             ckpt = None
             if engine.rank == 0:
                 save_checkpoint(
-                    tmp, cfg=cfg, num_classes=engine.num_classes, model=engine.model, epoch=engine.epoch,
-                    metrics=metrics, train_state=engine.train_state(),
+                    tmp,
+                    cfg=cfg,
+                    num_classes=engine.num_classes,
+                    model=engine.model,
+                    epoch=engine.epoch,
+                    metrics=metrics,
+                    train_state=engine.train_state(),
                 )
                 if result is not None:
                     Path(tmp, EVAL_FILE).write_text(json.dumps(result.to_dict(), indent=2))
@@ -146,8 +161,14 @@ def _report_failure(engine: Engine, message: str) -> None:
         ckpt = None
         if engine.rank == 0:
             # Weights are still finite: the check runs before backward, so nothing non-finite was applied.
-            save_checkpoint(tmp, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model,
-                            epoch=engine.epoch, metrics=metrics)
+            save_checkpoint(
+                tmp,
+                cfg=engine.cfg,
+                num_classes=engine.num_classes,
+                model=engine.model,
+                epoch=engine.epoch,
+                metrics=metrics,
+            )
             ckpt = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=ckpt)
 

@@ -8,7 +8,9 @@ import warnings
 from pathlib import Path
 
 
-def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_names: list[str] | None = None) -> list[Path]:
+def search_plots(
+    optuna_url: str, study_name: str, out_dir: Path, objective_names: list[str] | None = None
+) -> list[Path]:
     """Write the PNGs that can be drawn for this study; returns their paths (importances need >= 2 trials)."""
     import matplotlib
 
@@ -20,11 +22,15 @@ def search_plots(optuna_url: str, study_name: str, out_dir: Path, objective_name
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         return []
-    targets = [None] if len(study.directions) == 1 else [lambda t, i=i: t.values[i] for i in range(len(study.directions))]
+    targets = (
+        [None] if len(study.directions) == 1 else [lambda t, i=i: t.values[i] for i in range(len(study.directions))]
+    )
     written = []
-    plots = {"optimization_history": ovm.plot_optimization_history,
-             "param_importances": ovm.plot_param_importances,
-             "parallel_coordinate": ovm.plot_parallel_coordinate}
+    plots = {
+        "optimization_history": ovm.plot_optimization_history,
+        "param_importances": ovm.plot_param_importances,
+        "parallel_coordinate": ovm.plot_parallel_coordinate,
+    }
     for i, target in enumerate(targets):
         suffix = "" if target is None else f"_objective{i}"
         for name, fn in plots.items():

@@ -8,23 +8,63 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
-from ..config import ConfigError
-from . import checks
+from ..config import ConfigError, from_dict
+from ..config.loader import spec
 
-# Options each sampler accepts besides ``name`` and ``seed`` (the value says how to check it).
-SAMPLER_OPTIONS: dict[str, dict[str, str]] = {
-    "tpe": {"n_startup_trials": "count", "multivariate": "bool", "group": "bool", "constant_liar": "bool"},
-    "random": {},
-    "cmaes": {"n_startup_trials": "count"},
-    "qmc": {"qmc_type": "qmc_type", "scramble": "bool"},
-    "gp": {"n_startup_trials": "count"},
-    "nsgaii": {"population_size": "population"},
-}
-SINGLE_OBJECTIVE_ONLY = ("cmaes",)
 DEFAULT_SEED = 0
+
+
+# The section's options per sampler, declared like the run config's sections (null: Optuna's default).
+@dataclass(frozen=True)
+class TPEOptions:
+    n_startup_trials: int | None = spec(None, ge=0)
+    multivariate: bool | None = None
+    group: bool | None = None
+    constant_liar: bool | None = None
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class StartupOptions:
+    n_startup_trials: int | None = spec(None, ge=0)
+
+
+@dataclass(frozen=True)
+class QMCOptions:
+    qmc_type: Literal["sobol", "halton"] | None = None
+    scramble: bool | None = None
+
+
+@dataclass(frozen=True)
+class NSGAIIOptions:
+    population_size: int | None = spec(None, ge=2)
+
+
+SAMPLER_OPTIONS: dict[str, type] = {
+    "tpe": TPEOptions,
+    "random": NoOptions,
+    "cmaes": StartupOptions,
+    "qmc": QMCOptions,
+    "gp": StartupOptions,
+    "nsgaii": NSGAIIOptions,
+}
+SamplerName = Literal["tpe", "random", "cmaes", "qmc", "gp", "nsgaii"]
+SINGLE_OBJECTIVE_ONLY = ("cmaes",)
+
+
+@dataclass(frozen=True)
+class SamplerHead:
+    """The keys every sampler takes; the rest of the section are the chosen sampler's options."""
+
+    name: SamplerName = "tpe"
+    seed: int | None = spec(DEFAULT_SEED, ge=0, doc="null: a different draw every search")
 
 
 @dataclass(frozen=True)
@@ -57,45 +97,33 @@ class SamplerSpec:
         raise ConfigError("", "sampler.name", f"unknown sampler {self.name!r}")  # unreachable after parse
 
 
-def parse_sampler(raw: Any, source: str, *, conditional: bool, objectives: int) -> SamplerSpec:
+def parse_sampler(raw: dict[str, Any] | None, source: str, *, conditional: bool, objectives: int) -> SamplerSpec:
     """Validate the ``sampler:`` mapping. ``conditional``: the space has conditional parameters, for
     which TPE defaults to ``group: true`` (multivariate TPE over each set of co-occurring parameters)."""
-    if raw is None:
-        raw = {}
-    names = tuple(SAMPLER_OPTIONS)
-    raw = checks.mapping(raw, source, "sampler", allowed={"name", "seed", *{o for v in SAMPLER_OPTIONS.values() for o in v}})
-    name = checks.one_of(raw.get("name", "tpe"), names, source, "sampler.name")
-    for key in raw:
-        if key not in ("name", "seed") and key not in SAMPLER_OPTIONS[name]:
+    raw = raw or {}
+    head = from_dict(
+        SamplerHead, {k: v for k, v in raw.items() if k in ("name", "seed")}, source=source, prefix="sampler"
+    )
+    rest = {k: v for k, v in raw.items() if k not in ("name", "seed")}
+    section = SAMPLER_OPTIONS[head.name]
+    known = {f.name for f in fields(section)}
+    for key in rest:
+        if key not in known and any(key in {f.name for f in fields(c)} for c in SAMPLER_OPTIONS.values()):
             raise ConfigError(
-                source, f"sampler.{key}",
-                f"not an option of the {name} sampler (its options: {sorted(SAMPLER_OPTIONS[name]) or 'none'})",
+                source,
+                f"sampler.{key}",
+                f"not an option of the {head.name} sampler (its options: {sorted(known) or 'none'})",
             )
-    seed = raw.get("seed", DEFAULT_SEED)
-    if seed is not None:
-        seed = checks.bounded(seed, source, "sampler.seed", integer=True, ge=0)
-    options: dict[str, Any] = {}
-    for key, kind in SAMPLER_OPTIONS[name].items():
-        if key not in raw:
-            continue
-        where = f"sampler.{key}"
-        value = raw[key]
-        if kind == "count":
-            options[key] = checks.bounded(value, source, where, integer=True, ge=0)
-        elif kind == "population":
-            options[key] = checks.bounded(value, source, where, integer=True, ge=2)
-        elif kind == "bool":
-            options[key] = checks.boolean(value, source, where)
-        elif kind == "qmc_type":
-            options[key] = checks.one_of(value, ("sobol", "halton"), source, where)
-    if name in SINGLE_OBJECTIVE_ONLY and objectives > 1:
-        raise ConfigError(source, "sampler.name", f"{name} handles one objective only; use tpe or nsgaii")
-    if name == "cmaes" and importlib.util.find_spec("cmaes") is None:
+    chosen = from_dict(section, rest, source=source, prefix="sampler")
+    options = {k: v for k, v in asdict(chosen).items() if v is not None}
+    if head.name in SINGLE_OBJECTIVE_ONLY and objectives > 1:
+        raise ConfigError(source, "sampler.name", f"{head.name} handles one objective only; use tpe or nsgaii")
+    if head.name == "cmaes" and importlib.util.find_spec("cmaes") is None:
         raise ConfigError(source, "sampler.name", "the cmaes sampler needs the 'cmaes' package (pip install cmaes)")
-    if name == "tpe":
+    if head.name == "tpe":
         options.setdefault("group", conditional)
         if options["group"]:
             if options.get("multivariate") is False:
                 raise ConfigError(source, "sampler.group", "group: true needs multivariate: true")
             options["multivariate"] = True
-    return SamplerSpec(name=name, seed=seed, options=options)
+    return SamplerSpec(name=head.name, seed=head.seed, options=options)

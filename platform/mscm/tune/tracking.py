@@ -23,8 +23,18 @@ from .trainable import trial_run_config
 
 
 class MlflowTrialLogger(LoggerCallback):
-    def __init__(self, tracking_uri: str, experiment: str, parent_run_id: str, max_epochs: int, *,
-                 base: dict[str, Any], dataset=None, log_models: bool = True, order: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        parent_run_id: str,
+        max_epochs: int,
+        *,
+        base: dict[str, Any],
+        dataset=None,
+        log_models: bool = True,
+        order: tuple[str, ...] = (),
+    ):
         self.tracking_uri, self.experiment, self.base = tracking_uri, experiment, base
         self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
         self.dataset = dataset  # a mscm.tracking.datasets.DatasetInput, logged to every trial run
@@ -50,7 +60,11 @@ class MlflowTrialLogger(LoggerCallback):
         sampled = {k: trial.config[k] for k in sorted(trial.config, key=lambda k: rank.get(k, len(rank)))}
         name = trial_run_name(self._index.get(trial.trial_id, len(self._index)), sampled)
         logger = RunLogger(
-            self.tracking_uri, self.experiment, run_name=name, run_id=existing, parent_run_id=self.parent_run_id,
+            self.tracking_uri,
+            self.experiment,
+            run_name=name,
+            run_id=existing,
+            parent_run_id=self.parent_run_id,
             tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial), SAMPLED_TAG: ",".join(trial.config)},
         )
         self._runs[trial.trial_id] = logger

@@ -46,7 +46,6 @@ def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = 
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()],
-                            log_level=log_level)
+    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()], log_level=log_level)
     result = fit(trainer)
     raise_if_failed(result)

@@ -19,12 +19,11 @@ from typing import Any
 
 from ..config import RunConfig, apply_overrides, to_dict
 from ..errors import UsageError
-from ..tracking.contract import KIND_SEARCH, KIND_TAG, SAMPLED_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
+from ..tracking.contract import KIND_SEARCH, KIND_TAG, SAMPLED_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
 from ..train.trainer import storage_path_of
 from .trainable import train_driver
-
 
 
 @dataclass
@@ -93,9 +92,12 @@ def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int 
     fit = min(fit, int(resources.get(DRIVER_RESOURCE, 1) // DRIVER_SLIVER))
     if fit < 1:
         need = f"{per_trial_cpu:g} CPU" + (
-            f" + {cfg.train.num_workers * cfg.train.gpus_per_worker:g} GPU" if cfg.train.use_gpu else "")
-        raise UsageError(f"one trial needs {need} and a {DRIVER_RESOURCE} sliver; the cluster has {resources}",
-                         hint="--workers-per-trial and --gpus-per-worker size a trial")
+            f" + {cfg.train.num_workers * cfg.train.gpus_per_worker:g} GPU" if cfg.train.use_gpu else ""
+        )
+        raise UsageError(
+            f"one trial needs {need} and a {DRIVER_RESOURCE} sliver; the cluster has {resources}",
+            hint="--workers-per-trial and --gpus-per-worker size a trial",
+        )
     return max(1, min(fit, requested or fit))
 
 
@@ -108,20 +110,23 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
     exp_id = get_or_create_experiment(client, experiment, tracking_uri)
     found = client.search_runs([exp_id], filter_string=search_filter(name), max_results=1)
     if found and not resume:
-        raise UsageError(f"a search named {name!r} already exists in {tracking_uri}",
-                         hint="--resume continues it; --name NEW starts another")
+        raise UsageError(
+            f"a search named {name!r} already exists in {tracking_uri}",
+            hint="--resume continues it; --name NEW starts another",
+        )
     run_id = found[0].info.run_id if found else None
     if run_id:
         client.update_run(run_id, status="RUNNING")
-    return RunLogger(tracking_uri, experiment, run_name=name, run_id=run_id,
-                     tags={SEARCH_TAG: name, KIND_TAG: KIND_SEARCH})
+    return RunLogger(
+        tracking_uri, experiment, run_name=name, run_id=run_id, tags={SEARCH_TAG: name, KIND_TAG: KIND_SEARCH}
+    )
 
 
 def run_search(opts: SearchOptions) -> SearchOutcome:
     from ..preflight import preflight_run
     from ..tracking.mlflow_run import resolve_tracking_uri
     from ..tracking.ui import ui_command
-    from .space import load_search_space
+    from .space_loader import load_search_space
 
     space = load_search_space(opts.space)
     base = _base_config(space, opts)
@@ -132,8 +137,11 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     tracking_uri = resolve_tracking_uri(base.tracking.tracking_uri)
     optuna_url = opts.optuna_url or default_optuna_url()
     storage_path = storage_path_of(base)
-    base = apply_overrides(base, {"tracking.tracking_uri": tracking_uri, "train.storage_path": storage_path},
-                           source="resolved search defaults")
+    base = apply_overrides(
+        base,
+        {"tracking.tracking_uri": tracking_uri, "train.storage_path": storage_path},
+        source="resolved search defaults",
+    )
     experiment_path = os.path.join(storage_path, name)
     if opts.resume and not os.path.isdir(experiment_path):
         raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
@@ -162,8 +170,12 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     print(f"MLflow UI and Optuna dashboard: {ui_command(tracking_uri, optuna_url)}")
 
     storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
-    extra = {"search.space": space.source, "search.study": name, "search.trials": trials,
-             "search.concurrent": concurrent}
+    extra = {
+        "search.space": space.source,
+        "search.study": name,
+        "search.trials": trials,
+        "search.concurrent": concurrent,
+    }
     if opts.warm_start and not opts.resume:  # a resumed search's study already holds the copies
         warm = warm_start_study(storage, opts.warm_start, name, space)  # before any MLflow write
         print(warm.describe())
@@ -176,28 +188,48 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
 
     metric, mode = space.metric, space.mode  # lists for a multi-objective search
     searcher = OptunaSearch(
-        space.define_by_run, metric=metric, mode=mode, sampler=space.make_sampler(), storage=storage,
+        space.define_by_run,
+        metric=metric,
+        mode=mode,
+        sampler=space.make_sampler(),
+        storage=storage,
         study_name=name,
     )
     if budget.scheduler == "asha" and not space.multi_objective:
         scheduler = ASHAScheduler(
-            time_attr="training_iteration", metric=metric, mode=mode, max_t=epochs,
-            grace_period=min(budget.grace_period, epochs), reduction_factor=budget.reduction_factor,
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            max_t=epochs,
+            grace_period=min(budget.grace_period, epochs),
+            reduction_factor=budget.reduction_factor,
             stop_last_trials=False,  # let trials that reach max_t end on their own (stack.md P7)
         )
     else:
         scheduler = FIFOScheduler()
     base_dict = to_dict(base)  # out of param_space: Tune's tables and the study hold sampled values only
-    trainable = ray.tune.with_resources(ray.tune.with_parameters(
-        train_driver, base=base_dict, log_level="INFO" if opts.verbose else "WARNING"),
-                                        {DRIVER_RESOURCE: DRIVER_SLIVER})
-    callbacks = [MlflowTrialLogger(tracking_uri, base.tracking.experiment, parent.run_id, epochs,
-                                   base=base_dict, dataset=dataset, log_models=opts.log_models,
-                                   order=tuple(p.key for p in space.parameters))]
+    trainable = ray.tune.with_resources(
+        ray.tune.with_parameters(train_driver, base=base_dict, log_level="INFO" if opts.verbose else "WARNING"),
+        {DRIVER_RESOURCE: DRIVER_SLIVER},
+    )
+    callbacks = [
+        MlflowTrialLogger(
+            tracking_uri,
+            base.tracking.experiment,
+            parent.run_id,
+            epochs,
+            base=base_dict,
+            dataset=dataset,
+            log_models=opts.log_models,
+            order=tuple(p.key for p in space.parameters),
+        )
+    ]
     if not opts.verbose:
         callbacks.append(ProgressLines(epochs))
     run_config = ray.tune.RunConfig(
-        name=name, storage_path=storage_path, callbacks=callbacks,
+        name=name,
+        storage_path=storage_path,
+        callbacks=callbacks,
         # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
         # already retried inside the trial by Ray Train from its latest checkpoint.
         failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
@@ -210,7 +242,10 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         tuner = ray.tune.Tuner(
             trainable,
             tune_config=ray.tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=trials, max_concurrent_trials=concurrent,
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=trials,
+                max_concurrent_trials=concurrent,
                 time_budget_s=opts.time_budget_s or budget.time_budget_s,
             ),
             run_config=run_config,
@@ -220,8 +255,9 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         with quiet_tune_output(not opts.verbose):
             results = tuner.fit()
         _close_orphans(tracking_uri, parent, results, storage, name)
-        outcome = _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path, metric,
-                             base.eval.selection_metric)
+        outcome = _summarise(
+            results, name, parent, tracking_uri, optuna_url, experiment_path, metric, base.eval.selection_metric
+        )
         _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
         return outcome
@@ -252,8 +288,9 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
 
     known = {r.metrics.get("trial_id") for r in results if r.metrics}
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    runs = client.search_runs([parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'",
-                              max_results=10000)
+    runs = client.search_runs(
+        [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'", max_results=10000
+    )
     for run in runs:
         if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_TAG) not in known:
             client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
@@ -265,12 +302,13 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
 
 def _ensure_sqlite_dir(url: str) -> str:
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return url
 
 
-def _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path, metric,
-               selection_metric: str) -> SearchOutcome:
+def _summarise(
+    results, name, parent, tracking_uri, optuna_url, experiment_path, metric, selection_metric: str
+) -> SearchOutcome:
     """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
     from ..tracking.metrics import search_summary
     from ..tracking.trials import SearchRef, trial_statuses
@@ -285,16 +323,32 @@ def _summarise(results, name, parent, tracking_uri, optuna_url, experiment_path,
     if summary.get("trial_id"):
         tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary["run_id"]})
     parent.set_tags(tags)
-    return SearchOutcome(name, experiment_path, parent.run_id, tracking_uri, optuna_url, summary.get("trial_id"),
-                         summary.get("metrics", {}), summary.get("checkpoint"), len(results), len(results.errors))
+    return SearchOutcome(
+        name,
+        experiment_path,
+        parent.run_id,
+        tracking_uri,
+        optuna_url,
+        summary.get("trial_id"),
+        summary.get("metrics", {}),
+        summary.get("checkpoint"),
+        len(results),
+        len(results.errors),
+    )
 
 
 def _trial_table(results):
     """Tune's table of the trials, with a row for each trial that failed before it reported."""
     df = results.get_dataframe()
-    failed_rows = [{"trial_id": r.metrics.get("trial_id") if r.metrics else None, "status": "ERROR",
-                    "error": str(r.error).strip().splitlines()[-1][:300] if str(r.error).strip() else type(r.error).__name__}
-                   for r in results if r.error is not None]
+    failed_rows = [
+        {
+            "trial_id": r.metrics.get("trial_id") if r.metrics else None,
+            "status": "ERROR",
+            "error": str(r.error).strip().splitlines()[-1][:300] if str(r.error).strip() else type(r.error).__name__,
+        }
+        for r in results
+        if r.error is not None
+    ]
     if failed_rows:
         import pandas as pd
 

@@ -29,8 +29,9 @@ class WarmStart:
     skipped: int
 
     def describe(self) -> str:
-        return (f"warm start from study {self.source!r}: {self.copied} completed trials copied"
-                + (f", {self.skipped} skipped (not a sample of this space)" if self.skipped else ""))
+        return f"warm start from study {self.source!r}: {self.copied} completed trials copied" + (
+            f", {self.skipped} skipped (not a sample of this space)" if self.skipped else ""
+        )
 
 
 def _as_sample(space: SearchSpace, params: dict) -> optuna.trial.FixedTrial | None:
@@ -73,13 +74,19 @@ def warm_start_study(storage: optuna.storages.BaseStorage, source: str, target: 
         sample = _as_sample(space, dict(t.params))
         if sample is None:
             continue
-        copies.append(optuna.trial.create_trial(
-            params=sample.params, distributions=sample.distributions, values=list(t.values),
-            user_attrs={WARM_START_ATTR: f"{source}#{t.number}"},
-        ))
+        copies.append(
+            optuna.trial.create_trial(
+                params=sample.params,
+                distributions=sample.distributions,
+                values=list(t.values),
+                user_attrs={WARM_START_ATTR: f"{source}#{t.number}"},
+            )
+        )
     if not copies:
-        raise TrackingError(f"warm start: none of the {len(completed)} completed trials of study {source!r} "
-                           "is a sample of this search space (parameters, conditions or ranges differ)")
+        raise TrackingError(
+            f"warm start: none of the {len(completed)} completed trials of study {source!r} "
+            "is a sample of this search space (parameters, conditions or ranges differ)"
+        )
     study = optuna.create_study(study_name=target, storage=storage, directions=new_dirs, load_if_exists=True)
     if study.trials:
         raise TrackingError(f"warm start: study {target!r} already has trials; warm-start only a new search")
