@@ -20,8 +20,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 def require_dir(path: str | Path, what: str, *, hint: str | None = None) -> Path:
     path = Path(path).expanduser().absolute()
     if not path.is_dir():
-        raise DatasetError(f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}",
-                           hint=hint)
+        raise DatasetError(
+            f"{what}: expected a folder at {path}, found {'a file' if path.exists() else 'nothing'}", hint=hint
+        )
     return path
 
 

@@ -39,8 +39,9 @@ def _randint(g: torch.Generator, high: int, n: int, like: torch.Tensor) -> torch
 def as_bchw_uint8(images: torch.Tensor) -> torch.Tensor:
     """B x H x W x 3 (cache layout) or B x 3 x H x W uint8 -> B x 3 x H x W."""
     if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"expected a uint8 batch B x H x W x 3 or B x 3 x H x W, got {images.dtype} "
-                         f"{tuple(images.shape)}")
+        raise ValueError(
+            f"expected a uint8 batch B x H x W x 3 or B x 3 x H x W, got {images.dtype} {tuple(images.shape)}"
+        )
     if images.shape[1] == 3 and images.shape[-1] != 3:
         return images
     if images.shape[-1] == 3:
@@ -197,10 +198,13 @@ class QuadAugment:
         x = random_brightness(as_bchw_uint8(x), self.cfg.brightness, g)
         return channel_scale(self._geometry_and_erase(x, g), self.cfg.channel_scale_p, self.cfg.channel_scale_range, g)
 
-    def __call__(self, visible_u8: torch.Tensor, infrared_u8: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    def __call__(
+        self, visible_u8: torch.Tensor, infrared_u8: torch.Tensor, generator: torch.Generator
+    ) -> list[torch.Tensor]:
         if visible_u8.shape != infrared_u8.shape:
-            raise ValueError(f"visible and infrared batches differ in shape: {tuple(visible_u8.shape)} "
-                             f"vs {tuple(infrared_u8.shape)}")
+            raise ValueError(
+                f"visible and infrared batches differ in shape: {tuple(visible_u8.shape)} vs {tuple(infrared_u8.shape)}"
+            )
         if self.streams == 2:
             return [self.visible1(visible_u8, generator), self.infrared1(infrared_u8, generator)]
         return [

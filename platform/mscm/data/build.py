@@ -4,9 +4,10 @@ split out of the training identities, and drop images an image cache could not r
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .llcm import read_llcm
 from .records import VIReIDDataset
@@ -31,7 +32,7 @@ def read_dataset(name: str, root: str | Path, *, regdb_trial: int = 1) -> VIReID
     raise ValueError(f"unknown dataset {name!r} (choose from {list(LAYOUTS)})")
 
 
-def build_dataset(cfg: "DataConfig", *, progress: bool = True) -> VIReIDDataset:
+def build_dataset(cfg: DataConfig, *, progress: bool = True) -> VIReIDDataset:
     """The dataset of a run: ``cfg.root`` in the layout of ``cfg.dataset``, or, when ``cfg.root`` is null,
     the synthetic dataset in that layout (generated once under ``mscm.paths.synthetic_root``)."""
     root: str | Path | None = cfg.root
@@ -54,8 +55,9 @@ def holdout_identities(dataset: VIReIDDataset, n: int, seed: int) -> VIReIDDatas
     """
     pids = sorted({r.pid for r in dataset.train_visible})
     if not 0 < n < len(pids):
-        raise ValueError(f"val_identities must be in 1..{len(pids) - 1} for {dataset.name} "
-                         f"({len(pids)} training ids), got {n}")
+        raise ValueError(
+            f"val_identities must be in 1..{len(pids) - 1} for {dataset.name} ({len(pids)} training ids), got {n}"
+        )
     held = set(random.Random(seed).sample(pids, n))
     label_of = {pid: i for i, pid in enumerate(p for p in pids if p not in held)}
 
@@ -77,7 +79,7 @@ def holdout_identities(dataset: VIReIDDataset, n: int, seed: int) -> VIReIDDatas
     )
 
 
-def drop_skipped(dataset: VIReIDDataset, caches: Iterable["ImageCache"]) -> VIReIDDataset:
+def drop_skipped(dataset: VIReIDDataset, caches: Iterable[ImageCache]) -> VIReIDDataset:
     """The dataset without the images that ``skip_corrupt`` caches left out, so its record lists stay
     aligned with the caches built from them. Labels are unchanged; a training id left without images
     in one modality is reported (the sampler never draws it)."""
@@ -97,6 +99,8 @@ def drop_skipped(dataset: VIReIDDataset, caches: Iterable["ImageCache"]) -> VIRe
         {r.pid for r in out.train_visible} & {r.pid for r in out.train_infrared}
     )
     if lost:
-        out.warnings.append(f"{dataset.name}: training ids without images in one modality after skipping "
-                            f"unreadable files (never sampled): {', '.join(map(str, sorted(lost)))}")
+        out.warnings.append(
+            f"{dataset.name}: training ids without images in one modality after skipping "
+            f"unreadable files (never sampled): {', '.join(map(str, sorted(lost)))}"
+        )
     return out

@@ -18,9 +18,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -116,8 +116,11 @@ class ImageCache(Sequence):
             return None
         if index["skipped"] and not self.skip_corrupt:
             first = index["skipped"][0]
-            raise CorruptImageError(first["path"], f"{first['reason']} ({len(index['skipped'])} unreadable "
-                                    f"files in this list; set data.skip_corrupt to skip them)")
+            raise CorruptImageError(
+                first["path"],
+                f"{first['reason']} ({len(index['skipped'])} unreadable "
+                f"files in this list; set data.skip_corrupt to skip them)",
+            )
         return index
 
     def _build(self, paths: list[str], stats: list) -> dict:
@@ -136,11 +139,16 @@ class ImageCache(Sequence):
                         raise
                     return e
 
-            with ThreadPoolExecutor(self.threads) as pool, tqdm(
-                total=n, desc=f"caching images at {h}x{w}", unit="img", disable=not self.progress or n == 0
-            ) as bar:
+            with (
+                ThreadPoolExecutor(self.threads) as pool,
+                tqdm(
+                    total=n, desc=f"caching images at {h}x{w}", unit="img", disable=not self.progress or n == 0
+                ) as bar,
+            ):
                 for start in range(0, n, _CHUNK):
-                    for i, img in zip(range(start, min(n, start + _CHUNK)), pool.map(decode, range(start, min(n, start + _CHUNK)))):
+                    for i, img in zip(
+                        range(start, min(n, start + _CHUNK)), pool.map(decode, range(start, min(n, start + _CHUNK)))
+                    ):
                         if isinstance(img, CorruptImageError):
                             skipped.append({"path": paths[i], "reason": img.reason})
                         else:
@@ -155,8 +163,15 @@ class ImageCache(Sequence):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        index = {"version": FORMAT_VERSION, "height": h, "width": w, "rows": kept,
-                 "paths": paths, "stats": stats, "skipped": skipped}
+        index = {
+            "version": FORMAT_VERSION,
+            "height": h,
+            "width": w,
+            "rows": kept,
+            "paths": paths,
+            "stats": stats,
+            "skipped": skipped,
+        }
         tmp_index = temp_sibling(self.index_path)
         tmp_index.write_text(json.dumps(index))
         os.replace(tmp_index, self.index_path)
@@ -182,8 +197,11 @@ class ImageCache(Sequence):
         """The N x H x W x 3 uint8 array (a read-only memmap; opened lazily, also after unpickling)."""
         if self._array is None:
             shape = (self._rows, self.height, self.width, 3)
-            self._array = (np.memmap(self.data_path, dtype=np.uint8, mode="r", shape=shape)
-                           if self._rows else np.zeros(shape, np.uint8))
+            self._array = (
+                np.memmap(self.data_path, dtype=np.uint8, mode="r", shape=shape)
+                if self._rows
+                else np.zeros(shape, np.uint8)
+            )
         return self._array
 
     def __len__(self) -> int:

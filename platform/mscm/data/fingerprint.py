@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 PREFIX_BYTES = 65536  # SYSU, RegDB and LLCM images are smaller than this: in practice the whole file
 

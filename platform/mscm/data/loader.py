@@ -5,7 +5,8 @@ Augmentation stays out of it: :class:`~mscm.data.augment.QuadAugment` runs on th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,21 +32,35 @@ class _PairReader(Dataset):
 
     def __getitem__(self, step: Step) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         vis, ir, labels = step
-        return (torch.from_numpy(self.visible.take(vis)), torch.from_numpy(self.infrared.take(ir)),
-                torch.from_numpy(np.ascontiguousarray(labels)))
+        return (
+            torch.from_numpy(self.visible.take(vis)),
+            torch.from_numpy(self.infrared.take(ir)),
+            torch.from_numpy(np.ascontiguousarray(labels)),
+        )
 
 
 class TrainLoader:
     """Iterable over one epoch of steps; ``set_epoch`` before each epoch; checkpoint with ``state_dict``."""
 
-    def __init__(self, visible: ImageCache, infrared: ImageCache, sampler: IdentitySampler, *,
-                 workers: int = 2, pin_memory: bool = False):
+    def __init__(
+        self,
+        visible: ImageCache,
+        infrared: ImageCache,
+        sampler: IdentitySampler,
+        *,
+        workers: int = 2,
+        pin_memory: bool = False,
+    ):
         self.sampler = sampler
         self.batch_size = sampler.P * sampler.K
         self.warnings = list(sampler.warnings)
         self._loader = DataLoader(
-            _PairReader(visible, infrared), sampler=sampler, batch_size=None, num_workers=workers,
-            pin_memory=pin_memory, persistent_workers=workers > 0,
+            _PairReader(visible, infrared),
+            sampler=sampler,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=pin_memory,
+            persistent_workers=workers > 0,
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -67,8 +82,8 @@ class TrainLoader:
 def build_train_loader(
     cache_visible: ImageCache,
     cache_infrared: ImageCache,
-    dataset: "VIReIDDataset",
-    cfg: "DataConfig",
+    dataset: VIReIDDataset,
+    cfg: DataConfig,
     *,
     rank: int = 0,
     world_size: int = 1,
@@ -79,16 +94,25 @@ def build_train_loader(
     caches' records (so images a ``skip_corrupt`` cache left out are never drawn)."""
     for name, cache in (("visible", cache_visible), ("infrared", cache_infrared)):
         if (cache.height, cache.width) != (cfg.height, cfg.width):
-            raise ValueError(f"the {name} training cache is {cache.height}x{cache.width}, "
-                             f"data.height x data.width is {cfg.height}x{cfg.width}")
+            raise ValueError(
+                f"the {name} training cache is {cache.height}x{cache.width}, "
+                f"data.height x data.width is {cfg.height}x{cfg.width}"
+            )
         bad = {r.label for r in cache.records if not 0 <= r.label < dataset.num_classes}
         if bad:
-            raise ValueError(f"the {name} training cache holds labels outside 0..{dataset.num_classes - 1}: "
-                             f"{sorted(bad)[:10]} (is it built from the test records?)")
+            raise ValueError(
+                f"the {name} training cache holds labels outside 0..{dataset.num_classes - 1}: "
+                f"{sorted(bad)[:10]} (is it built from the test records?)"
+            )
     sampler = IdentitySampler(
-        [r.label for r in cache_visible.records], [r.label for r in cache_infrared.records],
-        cfg.identities_per_batch, cfg.instances_per_identity,
-        rank=rank, world_size=world_size, seed=seed, iterations_per_epoch=cfg.iterations_per_epoch,
+        [r.label for r in cache_visible.records],
+        [r.label for r in cache_infrared.records],
+        cfg.identities_per_batch,
+        cfg.instances_per_identity,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
+        iterations_per_epoch=cfg.iterations_per_epoch,
     )
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()

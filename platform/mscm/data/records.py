@@ -17,13 +17,20 @@ class Modality(IntEnum):
     INFRARED = 1
 
     @classmethod
-    def parse(cls, value: "str | int | Modality") -> "Modality":
+    def parse(cls, value: str | int | Modality) -> Modality:
         if isinstance(value, Modality):
             return value
         if isinstance(value, int):
             return cls(value)
-        names = {"visible": cls.VISIBLE, "rgb": cls.VISIBLE, "vis": cls.VISIBLE,
-                 "infrared": cls.INFRARED, "ir": cls.INFRARED, "thermal": cls.INFRARED, "nir": cls.INFRARED}
+        names = {
+            "visible": cls.VISIBLE,
+            "rgb": cls.VISIBLE,
+            "vis": cls.VISIBLE,
+            "infrared": cls.INFRARED,
+            "ir": cls.INFRARED,
+            "thermal": cls.INFRARED,
+            "nir": cls.INFRARED,
+        }
         try:
             return names[value.lower()]
         except KeyError:

@@ -17,7 +17,7 @@ whatever the world size and epoch-based schedules keep their meaning.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -57,13 +57,17 @@ class IdentitySampler(Sampler[Step]):
             self.warnings.append(f"labels without images in both modalities are never sampled: {missing}")
         self.P, self.K = identities_per_batch, instances_per_identity
         if len(self.labels) < self.P:
-            raise ValueError(f"{len(self.labels)} identities have images in both modalities; a batch needs "
-                             f"identities_per_batch = {self.P} distinct ones")
+            raise ValueError(
+                f"{len(self.labels)} identities have images in both modalities; a batch needs "
+                f"identities_per_batch = {self.P} distinct ones"
+            )
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.disjoint_ranks = len(self.labels) >= self.P * world_size
         if not self.disjoint_ranks and world_size > 1:
-            self.warnings.append(f"only {len(self.labels)} identities for {world_size} ranks x P = {self.P}: "
-                                 "ranks may share identities within a step")
+            self.warnings.append(
+                f"only {len(self.labels)} identities for {world_size} ranks x P = {self.P}: "
+                "ranks may share identities within a step"
+            )
         n = max(len(visible_labels), len(infrared_labels))
         self.global_steps = iterations_per_epoch or int(n / (self.P * self.K)) + 1
         self.steps = math.ceil(self.global_steps / world_size)
@@ -78,7 +82,9 @@ class IdentitySampler(Sampler[Step]):
     def __len__(self) -> int:
         return self.steps
 
-    def _draw(self, rng: np.random.Generator, pos: dict[int, np.ndarray], counts: np.ndarray, which: np.ndarray) -> np.ndarray:
+    def _draw(
+        self, rng: np.random.Generator, pos: dict[int, np.ndarray], counts: np.ndarray, which: np.ndarray
+    ) -> np.ndarray:
         picks = rng.integers(0, counts[which][:, None], size=(len(which), self.K))
         return np.concatenate([pos[int(self.labels[w])][p] for w, p in zip(which, picks)])
 
@@ -90,8 +96,10 @@ class IdentitySampler(Sampler[Step]):
                 world = rng.choice(c, P * self.world_size, replace=False).reshape(self.world_size, P)
             else:
                 world = np.stack([rng.choice(c, P, replace=False) for _ in range(self.world_size)])
-            draws = [(self._draw(rng, self.vis_pos, self._vis_n, ids), self._draw(rng, self.ir_pos, self._ir_n, ids))
-                     for ids in world]  # every rank draws all ranks' images: one shared random stream
+            draws = [
+                (self._draw(rng, self.vis_pos, self._vis_n, ids), self._draw(rng, self.ir_pos, self._ir_n, ids))
+                for ids in world
+            ]  # every rank draws all ranks' images: one shared random stream
             vis, ir = draws[self.rank]
             yield vis, ir, np.repeat(self.labels[world[self.rank]], self.K)
 

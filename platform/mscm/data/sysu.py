@@ -35,8 +35,10 @@ def read_sysu(root: str | Path) -> VIReIDDataset:
     for cam in sorted(VISIBLE_CAMS + INFRARED_CAMS):
         require_dir(root / f"cam{cam}", f"SYSU-MM01 camera folder cam{cam}")
     exp = require_dir(root / "exp", "SYSU-MM01 split folder")
-    train_ids = sorted(set(read_id_file(exp / "train_id.txt", "SYSU-MM01 training id list"))
-                       | set(read_id_file(exp / "val_id.txt", "SYSU-MM01 validation id list")))
+    train_ids = sorted(
+        set(read_id_file(exp / "train_id.txt", "SYSU-MM01 training id list"))
+        | set(read_id_file(exp / "val_id.txt", "SYSU-MM01 validation id list"))
+    )
     test_ids = sorted(set(read_id_file(exp / "test_id.txt", "SYSU-MM01 test id list")))
     overlap = set(train_ids) & set(test_ids)
     if overlap:
@@ -47,9 +49,15 @@ def read_sysu(root: str | Path) -> VIReIDDataset:
     seen = {r.camid for r in train + test}
     empty = [f"cam{c}" for c in sorted(VISIBLE_CAMS + INFRARED_CAMS) if c not in seen]
     if empty:  # a camera the layout always has: an interrupted copy, or the wrong folder
-        raise DatasetError(f"{root}: camera folder{'s' * (len(empty) > 1)} {', '.join(empty)} hold{'s' * (len(empty) == 1)} "
-                           "no images of the listed ids (expected camN/<pid 4 digits>/<image>)")
+        raise DatasetError(
+            f"{root}: camera folder{'s' * (len(empty) > 1)} {', '.join(empty)} hold{'s' * (len(empty) == 1)} "
+            "no images of the listed ids (expected camN/<pid 4 digits>/<image>)"
+        )
     return assemble(
-        "sysu", root, train, test,
-        expected_train_ids=set(train_ids), expected_test_ids=set(test_ids),
+        "sysu",
+        root,
+        train,
+        test,
+        expected_train_ids=set(train_ids),
+        expected_test_ids=set(test_ids),
     )

@@ -5,5 +5,16 @@ from .layouts import LAYOUTS, ensure_synthetic, generate, generate_atomic, read_
 from .render import Camera, render, sample_camera
 from .style import Style
 
-__all__ = ["LAYOUTS", "Camera", "Identity", "ensure_synthetic", "generate", "generate_atomic", "read_marker",
-           "Style", "render", "sample_camera", "sample_identity"]
+__all__ = [
+    "LAYOUTS",
+    "Camera",
+    "Identity",
+    "ensure_synthetic",
+    "generate",
+    "generate_atomic",
+    "read_marker",
+    "Style",
+    "render",
+    "sample_camera",
+    "sample_identity",
+]

@@ -76,7 +76,11 @@ def _plan_sysu(n: int, seed: int) -> Plan:
         for cam in sorted(cams):
             kind = "nir" if cam in (3, 6) else "rgb"
             shots += [Shot(f"cam{cam}/{pid:04d}/{k + 1:04d}.jpg", pid, cam, kind, k) for k in range(rng.integers(4, 7))]
-    files = {"exp/train_id.txt": _ids(train) + "\n", "exp/val_id.txt": _ids(val) + "\n", "exp/test_id.txt": _ids(test) + "\n"}
+    files = {
+        "exp/train_id.txt": _ids(train) + "\n",
+        "exp/val_id.txt": _ids(val) + "\n",
+        "exp/test_id.txt": _ids(test) + "\n",
+    }
     return Plan(shots, files, dirs=tuple(f"cam{c}" for c in range(1, 7)))
 
 
@@ -91,8 +95,11 @@ def _plan_regdb(n: int, seed: int) -> Plan:
         for part, pids in (("train", train), ("test", test)):
             for folder, name in (("Visible", "visible"), ("Thermal", "thermal")):
                 tag = "v" if folder == "Visible" else "t"
-                lines = [f"{folder}/{pid}/{pid}_{tag}_{k + 1:02d}.bmp {label}"
-                         for label, pid in enumerate(pids) for k in range(10)]
+                lines = [
+                    f"{folder}/{pid}/{pid}_{tag}_{k + 1:02d}.bmp {label}"
+                    for label, pid in enumerate(pids)
+                    for k in range(10)
+                ]
                 files[f"idx/{part}_{name}_{trial}.txt"] = "\n".join(lines) + "\n"
     return Plan(shots, files, dirs=("Visible", "Thermal"))
 
@@ -120,16 +127,29 @@ def _plan_llcm(n: int, seed: int) -> Plan:
     }
     rng = np.random.default_rng([seed, 6])
     low = frozenset((c, "rgb") for c in cams["rgb"] if rng.random() < 0.6)  # LLCM: low-light visible cameras
-    dirs = tuple(f"{part}_{folder}/cam{c}" for part in ("train", "test")
-                 for kind, folder in (("rgb", "vis"), ("nir", "nir")) for c in cams[kind])
+    dirs = tuple(
+        f"{part}_{folder}/cam{c}"
+        for part in ("train", "test")
+        for kind, folder in (("rgb", "vis"), ("nir", "nir"))
+        for c in cams[kind]
+    )
     return Plan(shots, files, low, dirs)
 
 
 _PLANS = {"sysu": _plan_sysu, "regdb": _plan_regdb, "llcm": _plan_llcm}
 
 
-def generate(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
-             *, style: Style = Style(), progress: bool = True) -> dict:
+def generate(
+    layout: str,
+    out: str | Path,
+    identities: int,
+    seed: int = 0,
+    height: int = 128,
+    width: int = 64,
+    *,
+    style: Style = Style(),
+    progress: bool = True,
+) -> dict:
     """Write the dataset into the empty (or new) folder ``out``; returns what the marker file records."""
     if layout not in _PLANS:
         raise ValueError(f"unknown layout {layout!r} (choose from {list(LAYOUTS)})")
@@ -153,8 +173,12 @@ def generate(layout: str, out: str | Path, identities: int, seed: int = 0, heigh
         for shot in by_pid[pid]:
             key = (shot.cam, shot.kind)
             if key not in cameras:
-                cameras[key] = sample_camera(shot.cam, shot.kind, np.random.default_rng([seed, 3, shot.cam, KINDS.index(shot.kind)]),
-                                             low_light=key in plan.low_light)
+                cameras[key] = sample_camera(
+                    shot.cam,
+                    shot.kind,
+                    np.random.default_rng([seed, 3, shot.cam, KINDS.index(shot.kind)]),
+                    low_light=key in plan.low_light,
+                )
             rng = np.random.default_rng([seed, 2, pid, shot.cam, KINDS.index(shot.kind), shot.k])
             img = Image.fromarray(render(ident, cameras[key], rng, height, width, style))
             if shot.gray:
@@ -165,9 +189,17 @@ def generate(layout: str, out: str | Path, identities: int, seed: int = 0, heigh
     for rel, text in plan.text_files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
-    info = {"layout": layout, "identities": identities, "seed": seed, "height": height, "width": width,
-            "style": style.as_dict(), "images": len(plan.shots), "version": GENERATOR_VERSION,
-            "seconds": round(time.perf_counter() - start, 2)}
+    info = {
+        "layout": layout,
+        "identities": identities,
+        "seed": seed,
+        "height": height,
+        "width": width,
+        "style": style.as_dict(),
+        "images": len(plan.shots),
+        "version": GENERATOR_VERSION,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     (out / MARKER).write_text(json.dumps(info, indent=1) + "\n")
     return info
 
@@ -180,11 +212,23 @@ def read_marker(root: str | Path) -> dict | None:
 
 
 def _matches(info: dict | None, **want) -> bool:
-    return info is not None and info.get("version") == GENERATOR_VERSION and all(info.get(k) == v for k, v in want.items())
+    return (
+        info is not None and info.get("version") == GENERATOR_VERSION and all(info.get(k) == v for k, v in want.items())
+    )
 
 
-def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0, height: int = 128, width: int = 64,
-                    *, style: Style = Style(), progress: bool = True, overwrite: bool = False) -> dict:
+def generate_atomic(
+    layout: str,
+    out: str | Path,
+    identities: int,
+    seed: int = 0,
+    height: int = 128,
+    width: int = 64,
+    *,
+    style: Style = Style(),
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Generate into a temporary sibling folder, then rename it to ``out``, so no process ever sees a
     half-written dataset. ``overwrite`` replaces an existing ``out``; otherwise it must not exist."""
     out = Path(out).expanduser().absolute()
@@ -207,8 +251,17 @@ def generate_atomic(layout: str, out: str | Path, identities: int, seed: int = 0
     return info
 
 
-def ensure_synthetic(layout: str, identities: int, seed: int, height: int, width: int, *,
-                     style: Style = Style(), root: str | Path | None = None, progress: bool = True) -> Path:
+def ensure_synthetic(
+    layout: str,
+    identities: int,
+    seed: int,
+    height: int,
+    width: int,
+    *,
+    style: Style = Style(),
+    root: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
     """The synthetic dataset folder for these parameters (default ``mscm.paths.synthetic_root``, with
     ``style.tag()`` appended for a non-default style), generated on first use. Concurrent callers on a
     node serialise on a lock and generate once; a folder from another generator version is regenerated."""
@@ -225,5 +278,7 @@ def ensure_synthetic(layout: str, identities: int, seed: int, height: int, width
         if not _matches(read_marker(root), **want):
             if root.exists() and read_marker(root) is None and any(root.iterdir()):
                 raise DatasetError(f"{root} holds files that are not a complete synthetic dataset; remove it")
-            generate_atomic(layout, root, identities, seed, height, width, style=style, progress=progress, overwrite=True)
+            generate_atomic(
+                layout, root, identities, seed, height, width, style=style, progress=progress, overwrite=True
+            )
     return root

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .style import Style
 from .appearance import BAG, HAIR, HAT, LOWER, LOWER2, LUMA, N_MATERIALS, SHOES, SKIN, UPPER, UPPER2, Identity
+from .style import Style
 
 KINDS = ("rgb", "nir", "thermal")
 
@@ -83,8 +83,9 @@ def _pattern(kind: str, pu: np.ndarray, pv: np.ndarray, period: float, phase: fl
     return np.zeros(pu.shape, bool)
 
 
-def _person(ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Generator,
-            variation: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _person(
+    ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Generator, variation: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Material map (0 = background) and the horizontal body coordinate used for shading."""
     view = rng.choice(["front", "back", "side"], p=[0.4, 0.35, 0.25])
     side = int(rng.choice([-1, 1]))
@@ -164,7 +165,9 @@ def _person(ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Genera
 
     # patterns: the second colour of the upper and lower garment
     pu, front = u / wf, view == "front"
-    m[(m == UPPER) & _pattern(ident.upper_pattern, pu, v - neck_v, ident.upper_period, ident.upper_phase, front)] = UPPER2
+    m[(m == UPPER) & _pattern(ident.upper_pattern, pu, v - neck_v, ident.upper_period, ident.upper_phase, front)] = (
+        UPPER2
+    )
     m[(m == LOWER) & _pattern(ident.lower_pattern, pu, v - wv, ident.lower_period, 0.0, front)] = LOWER2
     return m, np.abs(u) / (ident.shoulder * wf + 0.02)
 
@@ -180,12 +183,13 @@ def _background(cam: Camera, h: int, w: int, rng: np.random.Generator, clutter: 
         colour = rng.uniform(0.05, 0.95, 3)
         if cam.infrared:
             colour = np.full(3, colour @ LUMA)
-        img[max(y0, 0):y0 + hh, max(x0, 0):x0 + ww] = colour
+        img[max(y0, 0) : y0 + hh, max(x0, 0) : x0 + ww] = colour
     return img
 
 
-def render(ident: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int,
-           style: Style = Style()) -> np.ndarray:
+def render(
+    ident: Identity, cam: Camera, rng: np.random.Generator, height: int, width: int, style: Style = Style()
+) -> np.ndarray:
     """One image of ``ident`` seen by ``cam``: uint8 height x width x 3 (grey in all channels if IR)."""
     h, w, var = height, width, style.variation
     lo, hi = cam.scale
@@ -215,7 +219,7 @@ def render(ident: Identity, cam: Camera, rng: np.random.Generator, height: int, 
         y0 = int(h * rng.uniform(0.55, 0.85))
         x0, x1 = sorted(rng.integers(0, w, 2))
         colour = rng.uniform(0.05, 0.95, 3)
-        img[y0:, x0:x1 + w // 6] = colour if cam.kind == "rgb" else colour @ LUMA
+        img[y0:, x0 : x1 + w // 6] = colour if cam.kind == "rgb" else colour @ LUMA
 
     # illumination: camera light level, a side-to-side gradient, colour cast; NIR illuminator vignette
     gain = rng.uniform(*cam.gain)
