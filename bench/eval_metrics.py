@@ -30,15 +30,16 @@ import psutil
 import torch
 import torch.nn.functional as F
 
-from mscm.data.records import ImageRecord, Modality, VIReIDDataset
+from mscm.datasets import get_protocol
+from mscm.datasets.records import ImageRecord, Modality, VIReIDDataset
 from mscm.eval.metrics import DEFAULT_MEMORY_BUDGET, distances, removal_mask, score_distmat, score_features, summarize
-from mscm.eval.protocols import GalleryFolders, candidates, get_protocol, trial_split
+from mscm.eval.protocols import GalleryFolders, candidates, trial_split
 from mscm.eval.reference import reference_metrics
 from mscm.eval.runner import evaluate_protocol
 
 GiB = 2**30
 
-# SYSU-MM01 test split (eval-protocols.md): 96 ids, 3,803 infrared queries, 301 single-shot
+# SYSU-MM01 test split (docs/protocols.md): 96 ids, 3,803 infrared queries, 301 single-shot
 # all-search gallery folders; 6,775 visible test images.
 SYSU_IDS, SYSU_QUERIES, SYSU_FOLDERS, SYSU_VISIBLE = 96, 3803, 301, 6775
 

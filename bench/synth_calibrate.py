@@ -24,11 +24,19 @@ from pathlib import Path
 import torch
 
 from mscm.config import load_run_config
-from mscm.config.schema import PROTOCOLS, RunConfig
+from mscm.config.schema import RunConfig
 from mscm.data import read_dataset
-from mscm.data.cache import ImageCache
 from mscm.data.synth import Style, ensure_synthetic
-from mscm.eval import EvalResult, candidates, evaluate, evaluate_protocol, get_protocol
+from mscm.datasets import dataset_names, get_dataset
+from mscm.eval import (
+    EvalRequest,
+    EvalResult,
+    candidates,
+    evaluate_protocol,
+    evaluate_protocols,
+    get_protocol,
+    open_test_images,
+)
 from mscm.model import build_model
 
 HEIGHT, WIDTH = 128, 64
@@ -66,7 +74,7 @@ def config(layout: str, root: Path, protocol: str, trials: int, cache_dir: Path,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layout", default="sysu", choices=list(PROTOCOLS))
+    ap.add_argument("--layout", default="sysu", choices=dataset_names())
     ap.add_argument("--protocol", default=None, help="default: the layout's first protocol")
     ap.add_argument("--identities", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -75,7 +83,7 @@ def main() -> None:
     ap.add_argument("--realistic", action="store_true", help="the generator's default (hard) style")
     ap.add_argument("--root", default=None, help="existing synthetic dataset (default: generate in a temp dir)")
     args = ap.parse_args()
-    protocol = args.protocol or PROTOCOLS[args.layout][0]
+    protocol = args.protocol or get_dataset(args.layout).protocol_names[0]
     if not get_protocol(protocol).drawn_gallery:
         args.trials = 1  # RegDB ranks its whole gallery: every trial would be the same
     torch.manual_seed(0)
@@ -96,9 +104,7 @@ def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
     ds = read_dataset(args.layout, root)
     print(ds.summary())
     cfg = config(args.layout, root, protocol, args.trials, tmp / "cache", args.epochs)
-    vis, ir = (
-        ImageCache(r, HEIGHT, WIDTH, cfg.data.cache_dir, progress=False) for r in (ds.test_visible, ds.test_infrared)
-    )
+    images = open_test_images(ds, HEIGHT, WIDTH, cache_dir=cfg.data.cache_dir)
     pool = candidates(get_protocol(protocol), ds)
     print(
         f"protocol {protocol}: {len(pool.query)} queries, {len(pool.gallery)} gallery candidates, {args.trials} trials"
@@ -115,7 +121,8 @@ def run(args: argparse.Namespace, protocol: str, tmp: Path) -> None:
     print(line("random features (chance)", rand))
 
     model = build_model(cfg.model, ds.num_classes, HEIGHT, WIDTH).eval()
-    print(line("untrained MSCMNet-resnet18", evaluate(model, ds, cfg.eval, vis, ir, progress=False)))
+    untrained = evaluate_protocols(model, images, EvalRequest(cfg.eval, protocols=(protocol,)))[protocol]
+    print(line("untrained MSCMNet-resnet18", untrained))
 
     if args.epochs:
         from mscm.train.engine import Engine

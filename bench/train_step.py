@@ -35,7 +35,7 @@ from mscm.losses import MSCMLoss  # noqa: E402
 from mscm.model import build_model  # noqa: E402
 from mscm.train.optim import build_optimizer  # noqa: E402
 
-NUM_CLASSES = 395  # SYSU-MM01 (mscmnet.md section 1)
+NUM_CLASSES = 395  # SYSU-MM01 (docs/model.md, "The network")
 IDENTITIES, INSTANCES = 6, 4  # P x K per modality (section 5): 24 per stream
 
 

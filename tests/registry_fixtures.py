@@ -97,9 +97,8 @@ def build_search_store(
 ) -> SearchStore:
     from mscm.checkpoint import save_checkpoint
     from mscm.data import read_dataset
-    from mscm.data.cache import ImageCache
     from mscm.data.synth import generate_atomic
-    from mscm.eval import evaluate
+    from mscm.eval import EvalRequest, evaluate_protocols, open_test_images
     from mscm.model import build_model
     from mscm.tracking.mlflow_run import RunLogger
 
@@ -110,8 +109,8 @@ def build_search_store(
     experiment = "promotion-tests"
     cfg = trial_config(data_root, cache_dir, tracking_uri, experiment)
     dataset = read_dataset("sysu", data_root)
-    test_vis = ImageCache(dataset.test_visible, HEIGHT, WIDTH, cache_dir, progress=False)
-    test_ir = ImageCache(dataset.test_infrared, HEIGHT, WIDTH, cache_dir, progress=False)
+    test_images = open_test_images(dataset, HEIGHT, WIDTH, cache_dir=str(cache_dir))
+    request = EvalRequest(cfg.eval, protocols=(cfg.eval.protocol,))
 
     parent = RunLogger(tracking_uri, experiment, run_name=search, tags={"mscm.search": search, "mscm.kind": "search"})
     parent.log_config(cfg)
@@ -123,7 +122,7 @@ def build_search_store(
             train_steps(model, cfg, dataset, steps, seed)
         model.eval()
         # What the trainer reports with a checkpoint: the test protocol's metrics at that epoch.
-        metrics = evaluate(model, dataset, cfg.eval, test_vis, test_ir, progress=False).mean
+        metrics = evaluate_protocols(model, test_images, request)[cfg.eval.protocol].mean
         metrics["selection_score"] = metrics[cfg.eval.selection_metric]
         ckpt = save_checkpoint(
             root / "ray" / trial_id / "checkpoint_000001",

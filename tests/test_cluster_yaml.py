@@ -136,7 +136,7 @@ def _fractional_resource(cfg):
 
 
 def _start_command_as_mapping(cfg):
-    # An unquoted `- ray start --resources='{"X": 4}'` item parses as a mapping (stack.md P8).
+    # An unquoted `- ray start --resources='{"X": 4}'` item parses as a mapping (docs/stack.md P8).
     cfg["head_start_ray_commands"].append(yaml.safe_load("""- ray start --resources='{"X": 4}'""")[0])
 
 

@@ -1,4 +1,4 @@
-"""The quadruple-stream augmentations (shared/design/mscmnet.md section 2): each augmentation's
+"""The quadruple-stream augmentations (docs/model.md, "The four streams' augmentations"): each augmentation's
 statistics over many per-sample draws, exactness against PIL where the reference used PIL, p = 0 as
 the identity, the four pipelines, and reproducibility from a seeded generator."""
 
@@ -102,7 +102,7 @@ def test_tensor_augmentations_at_zero_are_identity(fn):
 
 # -- random erasing --------------------------------------------------------------------------------
 def reference_erasing_box(h: int, w: int, p: float, area: tuple[float, float], r1: float, rnd: random.Random):
-    """ChannelRandomErasing as shared/design/mscmnet.md section 2 describes the released code: the box
+    """ChannelRandomErasing as docs/model.md, "The four streams' augmentations" describes the released code: the box
     (top, left, height, width) it erases, or None."""
     if rnd.uniform(0, 1) > p:
         return None

@@ -208,3 +208,18 @@ def test_concurrent_processes_build_once(dataset, tmp_path):
     assert len({data for _, data in results}) == 1
     left = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert not [n for n in left if ".tmp-" in n], left
+
+
+def test_open_test_images_leaves_its_input_dataset_alone(dataset, tmp_path):
+    """The one factory of evaluation images: a skip_corrupt cache's losses go into the returned dataset only."""
+    from mscm.eval import open_test_images
+
+    bad = dataset.test_infrared[2].path
+    corrupt(bad)
+    before = [r.path for r in dataset.test_infrared]
+    images = open_test_images(dataset, HEIGHT, WIDTH, cache_dir=str(tmp_path / "c"), skip_corrupt=True)
+    assert [r.path for r in dataset.test_infrared] == before  # the input is unchanged
+    assert [r.path for r in images.dataset.test_infrared] == [p for p in before if p != bad]
+    assert len(images.infrared) == len(images.dataset.test_infrared) and images.size == (HEIGHT, WIDTH)
+    assert len(images.visible) == len(images.dataset.test_visible) == len(dataset.test_visible)
+    assert any("unreadable" in w for w in images.dataset.warnings)

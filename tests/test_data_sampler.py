@@ -1,5 +1,5 @@
 """The identity sampler (P ids x K visible + K infrared per step, label-aligned, DDP-aware, epoch
-length per shared/design/mscmnet.md section 5) and the training loader built on the image caches."""
+length per docs/model.md, "The training recipe") and the training loader built on the image caches."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def test_the_failure_policy_does_not_retry_an_mscm_error_and_retries_the_rest():
     from ray.train.v2._internal.execution.failure_handling import FailureDecision
     from ray.train.v2.api.exceptions import WorkerGroupError
 
-    from mscm.data.errors import CorruptImageError
+    from mscm.datasets.errors import CorruptImageError
     from mscm.train.failures import DeterministicErrorPolicy
 
     def group_error(exc):

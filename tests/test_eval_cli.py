@@ -15,7 +15,7 @@ from mscm.checkpoint import save_checkpoint
 from mscm.cli import main
 from mscm.config import load_run_config
 from mscm.data.synth import generate_atomic
-from mscm.eval.full import Report
+from mscm.eval.report import Report
 from mscm.model import build_model
 
 H, W = 64, 32

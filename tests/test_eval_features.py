@@ -1,4 +1,4 @@
-"""Feature extraction and the top-level evaluate(), with a tiny real model that has ``embed``."""
+"""Feature extraction and the top-level evaluate_protocols(), with a tiny real model that has ``embed``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from torch import nn
 
 from mscm.config.schema import EvalConfig
 from mscm.data.imagenet import normalize_uint8
-from mscm.data.records import ImageRecord, Modality, VIReIDDataset
+from mscm.datasets import get_protocol
+from mscm.datasets.records import ImageRecord, Modality, VIReIDDataset
 from mscm.eval.features import extract_features, features_for_eval, fuse_for_similarity
-from mscm.eval.full import evaluate
-from mscm.eval.protocols import candidates, get_protocol
+from mscm.eval.full import EvalRequest, evaluate_protocols
+from mscm.eval.protocols import candidates
 from mscm.eval.runner import evaluate_protocol
+from mscm.eval.test_images import TestImages
 
 H, W = 16, 8
 
@@ -145,7 +147,8 @@ def test_evaluate_extracts_once_and_runs_every_trial():
     model = TinyModel().train()
     cfg = EvalConfig(protocol="sysu-indoor", trials=3, batch_size=5)
     indoor = {i for i, r in enumerate(ds.test_visible) if r.camid in (1, 2)}
-    result = evaluate(model, ds, cfg, _Guarded(vis, indoor), ir, progress=False)  # cams 4/5 never read
+    images = TestImages(ds, _Guarded(vis, indoor), ir)  # cams 4/5 are never read
+    result = evaluate_protocols(model, images, EvalRequest(cfg, protocols=("sysu-indoor",)))["sysu-indoor"]
     assert [t.trial for t in result.trials] == [0, 1, 2] and model.training
     assert result.trials[0].num_query == len(ds.test_infrared) and result.trials[0].num_gallery == 8
     # Two visible + one infrared extraction calls' worth of batches, not one per trial.
@@ -157,7 +160,7 @@ def test_evaluate_extracts_once_and_runs_every_trial():
     again = evaluate_protocol("sysu-indoor", ds, qf, gf, trials=3)
     assert [t.metrics for t in result.trials] == [pytest.approx(t.metrics) for t in again.trials]
     assert result.feature == "bn" and result.protocol == "sysu-indoor"
-    one = evaluate(model, ds, cfg, vis, ir, trials=[7], progress=False)
+    one = evaluate_protocol("sysu-indoor", ds, qf, gf, trials=[7])  # explicit trial numbers
     assert [t.trial for t in one.trials] == [7]
-    with pytest.raises(ValueError, match="images_visible has 2 images"):
-        evaluate(model, ds, cfg, vis[:2], ir, progress=False)
+    with pytest.raises(ValueError, match="visible: 2 images for 48 test records"):
+        TestImages(ds, vis[:2], ir)

@@ -12,8 +12,8 @@ import torch
 from mscm.config.schema import EvalConfig, ModelConfig
 from mscm.data import read_dataset
 from mscm.data.synth import generate_atomic
-from mscm.eval import evaluate
-from mscm.eval.full import evaluate_full, extract_test_features, full_protocols, load_test_images, rank_protocols
+from mscm.eval import EvalRequest, evaluate_protocols, extract_test_features, full_protocols, open_test_images
+from mscm.eval import rank_protocols as rank
 from mscm.model import build_model
 
 H, W = 64, 32
@@ -73,12 +73,13 @@ def test_full_protocol_sets():
 
 
 def test_sysu_all_and_indoor_single_and_multi_shot(roots, model, tmp_path):
-    ds, vis, ir = load_test_images(read_dataset("sysu", roots["sysu"]), H, W, cache_dir=str(tmp_path), progress=False)
-    # One extraction per modality serves every ranking (evaluate_full = extract + rank).
-    feats = extract_test_features(model, ds, EvalConfig(batch_size=BATCH), vis, ir, progress=False)
+    images = open_test_images(read_dataset("sysu", roots["sysu"]), H, W, cache_dir=str(tmp_path))
+    ds = images.dataset
+    # One extraction per modality serves every ranking (evaluate_protocols = extract + rank).
+    feats = extract_test_features(model, images, EvalRequest(EvalConfig(batch_size=BATCH)))
     assert feats.protocols == ["sysu-all", "sysu-indoor"]
-    single = rank_protocols(feats, ds, trials=3, progress=False)
-    multi = rank_protocols(feats, ds, trials=2, gallery_mode="multi", progress=False)
+    single = rank(feats, ds, EvalRequest(EvalConfig(trials=3)))
+    multi = rank(feats, ds, EvalRequest(EvalConfig(trials=2, gallery_mode="multi")))
     for name, cams in (("sysu-all", (1, 2, 4, 5)), ("sysu-indoor", (1, 2))):
         _check(single[name], [0, 1, 2], *_sysu_expected(roots["sysu"], cams, multi=False))
         _check(multi[name], [0, 1], *_sysu_expected(roots["sysu"], cams, multi=True))
@@ -87,32 +88,32 @@ def test_sysu_all_and_indoor_single_and_multi_shot(roots, model, tmp_path):
     # Trials draw different galleries.
     assert len({tuple(t.cmc) + (t.metrics["mAP"],) for t in single["sysu-all"].trials}) > 1
     # The shared extraction gives what one protocol's own evaluation gives (rows aligned).
-    alone = evaluate(model, ds, EvalConfig(protocol="sysu-indoor", trials=3, batch_size=BATCH), vis, ir, progress=False)
-    for a, b in zip(single["sysu-indoor"].trials, alone.trials):
+    request = EvalRequest(EvalConfig(protocol="sysu-indoor", trials=3, batch_size=BATCH), protocols=("sysu-indoor",))
+    alone = evaluate_protocols(model, images, request)
+    assert list(alone) == ["sysu-indoor"]
+    for a, b in zip(single["sysu-indoor"].trials, alone["sysu-indoor"].trials):
         assert a.metrics == pytest.approx(b.metrics)
 
 
 @pytest.mark.parametrize("split", [2])  # split 1 (and combining splits): tests/test_eval_cli.py
 def test_regdb_both_directions(roots, model, tmp_path, split):
-    ds, vis, ir = load_test_images(
-        read_dataset("regdb", roots["regdb"], regdb_trial=split), H, W, cache_dir=str(tmp_path), progress=False
-    )
+    images = open_test_images(read_dataset("regdb", roots["regdb"], split=split), H, W, cache_dir=str(tmp_path))
     lines = lambda name: len((roots["regdb"] / "idx" / name).read_text().split("\n")) - 1  # noqa: E731
     n_vis, n_ir = lines(f"test_visible_{split}.txt"), lines(f"test_thermal_{split}.txt")
-    results = evaluate_full(model, ds, EvalConfig(batch_size=BATCH), vis, ir, regdb_split=split, progress=False)
+    results = evaluate_protocols(model, images, EvalRequest(EvalConfig(batch_size=BATCH), split=split))
     assert list(results) == ["regdb-v2t", "regdb-t2v"]
     _check(results["regdb-v2t"], [split], n_vis, n_ir)  # one evaluation per split, numbered by it
     _check(results["regdb-t2v"], [split], n_ir, n_vis)
     assert {r.cmc_kind for r in results.values()} == {"standard"}
-    with pytest.raises(ValueError, match="regdb_split"):
-        evaluate_full(model, ds, EvalConfig(batch_size=BATCH), vis, ir, progress=False)
+    with pytest.raises(ValueError, match="RegDB: the request needs the split"):
+        evaluate_protocols(model, images, EvalRequest(EvalConfig(batch_size=BATCH)))
 
 
 def test_llcm_both_directions_with_fusion_and_flip(roots, model, tmp_path):
     root = roots["llcm"]
-    ds, vis, ir = load_test_images(read_dataset("llcm", root), H, W, cache_dir=str(tmp_path), progress=False)
+    images = open_test_images(read_dataset("llcm", root), H, W, cache_dir=str(tmp_path))
     cfg = EvalConfig(trials=2, feature="pool+bn", flip=True, batch_size=BATCH)
-    results = evaluate_full(model, ds, cfg, vis, ir, progress=False)
+    results = evaluate_protocols(model, images, EvalRequest(cfg))
     ids = _test_ids(root, "test_id.txt")
     count = lambda sub, cams: sum(len(_files(root / sub / f"cam{c}" / f"{p:04d}")) for p in ids for c in cams)  # noqa: E731
     folders = lambda sub, cams: sum(bool(_files(root / sub / f"cam{c}" / f"{p:04d}")) for p in ids for c in cams)  # noqa: E731

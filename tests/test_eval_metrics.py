@@ -1,4 +1,4 @@
-"""Metrics of shared/design/eval-protocols.md ("Metrics"): hand-worked cases, properties, and
+"""Metrics of docs/protocols.md ("Metrics, per trial"): hand-worked cases, properties, and
 agreement of the vectorised implementation with the per-query loop reference."""
 
 from __future__ import annotations

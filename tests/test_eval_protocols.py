@@ -1,4 +1,4 @@
-"""Protocols of shared/design/eval-protocols.md ("Test protocols"): seeded gallery draws exactly as
+"""Protocols of docs/protocols.md: seeded gallery draws exactly as
 the reference data_manager makes them, query/gallery selection, removal rules and trials."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mscm.config.schema import PROTOCOLS
-from mscm.data.records import ImageRecord, Modality, VIReIDDataset
+from mscm.datasets import DATASETS, PROTOCOL_SPECS, get_protocol
+from mscm.datasets.records import ImageRecord, Modality, VIReIDDataset
 from mscm.eval.metrics import evaluate_features
-from mscm.eval.protocols import PROTOCOL_SPECS, candidates, draw_gallery, get_protocol, trial_split
+from mscm.eval.protocols import candidates, draw_gallery, trial_split
 from mscm.eval.runner import evaluate_protocol
 
 VIS, IR = Modality.VISIBLE, Modality.INFRARED
@@ -42,7 +42,7 @@ def _sysu(rng: np.random.Generator, ids=(1, 2, 5, 12, 40), min_n=1, max_n=6) -> 
 
 
 def _reference_sysu_gallery(data_path: str, ids: list[int], cams: list[str], trial: int, multi: bool) -> list[str]:
-    """The lineage's process_gallery_sysu, as eval-protocols.md describes it, on real folders."""
+    """The lineage's process_gallery_sysu, as docs/protocols.md describes it, on real folders."""
     random.seed(trial)
     files = []
     for pid in sorted(f"{x:04d}" for x in ids):
@@ -58,7 +58,7 @@ def _reference_sysu_gallery(data_path: str, ids: list[int], cams: list[str], tri
 
 
 def test_protocol_table_matches_the_schema():
-    assert set(PROTOCOL_SPECS) == {p for ps in PROTOCOLS.values() for p in ps}
+    assert set(PROTOCOL_SPECS) == {p.name for d in DATASETS.values() for p in d.protocols}
     with pytest.raises(ValueError, match="unknown protocol"):
         get_protocol("sysu-outdoor")
 

@@ -1,4 +1,4 @@
-"""QCT loss (mscmnet.md section 4) and the combined MSCMNet objective."""
+"""QCT loss (docs/model.md, "The Quadruple Center Triplet (QCT) loss") and the combined MSCMNet objective."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torchvision.models import resnet18, resnet50
 
 from mscm.config import ModelConfig
-from mscm.data.records import Modality
+from mscm.datasets.records import Modality
 from mscm.model import ModelOutput, MSCMNet, PretrainedWeightsError, build_model
 from mscm.model.blocks import NonLocal, gem
 
@@ -38,7 +38,7 @@ def test_paper_parameter_count(paper_model):
     parts = paper_model.parameter_breakdown()
     total = sum(p.numel() for p in paper_model.parameters())
     assert sum(parts.values()) == total
-    # mscmnet.md section 1: 42.85 M used by the authors' model.
+    # docs/model.md, "The network": 42.85 M used by the authors' model.
     assert abs(total - 42.85e6) / 42.85e6 < 0.005
     m = {k: v / 1e6 for k, v in parts.items()}
     assert m["stems"] == pytest.approx(4 * 0.0095, abs=0.002)

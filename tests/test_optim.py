@@ -1,4 +1,4 @@
-"""Optimiser groups and the warm-up + step schedule of the authors' recipe (mscmnet.md section 5)."""
+"""Optimiser groups and the warm-up + step schedule of the authors' recipe (docs/model.md, "The training recipe")."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ class TwoPart(nn.Module):
 
 
 def test_backbone_lr_follows_the_papers_table():
-    # mscmnet.md section 5: backbone lr 0.001 -> 0.01 (epochs 10-24), 0.001 (25-89), 1e-4 (90-119), 1e-5 (120-149)
+    # docs/model.md, "The training recipe": backbone lr 0.001 -> 0.01 (epochs 10-24), 0.001 (25-89),
+    # 1e-4 (90-119), 1e-5 (120-149)
     cfg = ScheduleConfig()
     backbone = lambda e: 0.01 * lr_factor(e, cfg)  # noqa: E731
     assert backbone(0) == pytest.approx(0.001)

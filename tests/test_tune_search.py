@@ -258,7 +258,7 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1 (light settings of stack.md), proxying artifacts to a folder."""
+    """A real `mlflow server` on 127.0.0.1 (light settings of docs/stack.md), proxying artifacts to a folder."""
     import os
     import socket
     import subprocess

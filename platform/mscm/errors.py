@@ -7,7 +7,7 @@ round trip whatever its ``__init__`` takes: :meth:`MscmError.__reduce__` rebuild
 its args and attributes without calling ``__init__`` again.
 
 The category classes live here; the modules that raise them define narrower subclasses where a
-caller needs to tell them apart (``CorruptImageError`` in ``mscm.data.errors``, ``ConfigError`` in
+caller needs to tell them apart (``CorruptImageError`` in ``mscm.datasets.errors``, ``ConfigError`` in
 ``mscm.config.loader``, ...). This module imports nothing heavy (no Ray, torch or MLflow).
 """
 

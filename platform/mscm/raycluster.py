@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 # Custom resource that trial drivers reserve a sliver of instead of a CPU: a driver does no compute,
-# and on a 2-core box 1 driver + 2 one-CPU workers must fit (stack.md 2.2, pitfall P2).
+# and on a 2-core box 1 driver + 2 one-CPU workers must fit (docs/stack.md 2.2, pitfall P2).
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
 DRIVER_SLIVER = 0.01
 
@@ -36,7 +36,7 @@ def init_ray(
 
     A local Ray gets an explicit small object store (256 MiB is plenty: checkpoints travel by path;
     Ray's default would reserve 30% of RAM in /dev/shm) and ``driver_slots`` units of the driver resource.
-    The dashboard stays on: Train V2 needs its State API to clean up ASHA-stopped trials (stack.md P1).
+    The dashboard stays on: Train V2 needs its State API to clean up ASHA-stopped trials (docs/stack.md P1).
     """
     import ray
 

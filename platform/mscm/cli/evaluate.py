@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-_DATASETS = ("sysu", "regdb", "llcm")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..config.schema import PROTOCOLS
+    from ..datasets import DATASETS, PROTOCOL_SPECS
 
-    protocols = [p for ps in PROTOCOLS.values() for p in ps]
+    settings = "; ".join(f"{d.title}: {', '.join(p.title for p in d.protocols)}" for d in DATASETS.values())
     p = sub.add_parser(
         "evaluate",
-        help="evaluate a checkpoint on a dataset's test protocols (SYSU, RegDB, LLCM)",
-        description="Evaluate a checkpoint on the full test protocol of a dataset: SYSU-MM01 all and indoor "
-        "search, RegDB visible->thermal and thermal->visible, LLCM IR->VIS and VIS->IR "
-        "(shared/design/eval-protocols.md). Prints R1/R5/R10/R20/mAP/mINP in % (mean ± std over trials).",
+        help=f"evaluate a checkpoint on a dataset's test protocols ({', '.join(d.title for d in DATASETS.values())})",
+        description=f"Evaluate a checkpoint on the full test protocol of a dataset ({settings}; "
+        "definitions in docs/protocols.md). Prints R1/R5/R10/R20/mAP/mINP in % (mean ± std over trials).",
     )
     p.add_argument(
         "--checkpoint",
@@ -31,11 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="dataset folder in its original layout (default: the checkpoint's data.root; "
         "null there = the synthetic data it was trained on)",
     )
-    p.add_argument("--layout", choices=_DATASETS, help="layout of --dataset (default: the checkpoint's dataset)")
+    p.add_argument("--layout", choices=list(DATASETS), help="layout of --dataset (default: the checkpoint's dataset)")
     p.add_argument(
         "--protocol",
         action="append",
-        choices=protocols,
+        choices=list(PROTOCOL_SPECS),
         help="protocol to run, repeatable (default: every protocol of the dataset)",
     )
     p.add_argument("--trials", type=int, help="random gallery draws for SYSU/LLCM (default: eval.trials)")
@@ -67,23 +64,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..eval.full import evaluate_checkpoints
+    from ..eval.checkpoint_eval import EvalOptions, evaluate_checkpoints
 
-    report = evaluate_checkpoints(
-        args.checkpoint,
+    options = EvalOptions(
         dataset_root=args.dataset,
         layout=args.layout,
-        protocols=args.protocol,
+        protocols=tuple(args.protocol or ()),
         trials=args.trials,
         flip=args.flip,
         feature=args.feature,
         gallery_mode=args.gallery_mode,
-        regdb_split=args.regdb_split,
+        split=args.regdb_split,
         device=args.device,
         precision=args.precision,
         cache_dir=args.cache_dir,
         progress=not args.quiet,
     )
+    report = evaluate_checkpoints(args.checkpoint, options)
     d = report.dataset
     split = f", RegDB split {d['regdb_split']}" if "regdb_split" in d else ""
     print(

@@ -7,8 +7,10 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..datasets import dataset_names
+
     p = sub.add_parser("synth", help="generate a synthetic dataset in a real dataset's on-disk layout")
-    p.add_argument("--layout", required=True, choices=["sysu", "regdb", "llcm"])
+    p.add_argument("--layout", required=True, choices=dataset_names())
     p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
     p.add_argument("--identities", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)

@@ -10,7 +10,6 @@ import yaml
 
 from .loader import ConfigError, apply_overrides, flatten, from_dict, has_dotted, read_yaml, to_dict
 from .schema import (
-    PROTOCOLS,
     AugmentConfig,
     DataConfig,
     EvalConfig,
@@ -25,7 +24,6 @@ from .schema import (
 )
 
 __all__ = [
-    "PROTOCOLS",
     "AugmentConfig",
     "ConfigError",
     "DataConfig",

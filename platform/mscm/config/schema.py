@@ -2,7 +2,7 @@
 evaluation, Ray resources and tracking.
 
 Defaults are the authors' SYSU-MM01 recipe as read off their code
-(shared/design/mscmnet.md, sections 1-5); every fixed number of that recipe is a field here.
+(docs/model.md, "The training recipe"); every fixed number of that recipe is a field here.
 Cross-field rules live in ``__post_init__`` and raise :class:`ConfigError` with the dotted key.
 """
 
@@ -11,22 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..datasets import DATASETS, PROTOCOL_SPECS, get_dataset
 from .loader import ConfigError, spec
 
 Backbone = Literal["resnet50", "resnet18"]
-DatasetName = Literal["sysu", "regdb", "llcm"]
-Protocol = Literal["sysu-all", "sysu-indoor", "regdb-v2t", "regdb-t2v", "llcm-i2v", "llcm-v2i"]
+# Derived from the dataset registry (mscm.datasets): each dataset declares its name and protocols once.
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+Protocol = Literal[tuple(PROTOCOL_SPECS)]  # type: ignore[valid-type]
 Feature = Literal["bn", "pool", "pool+bn"]
 Metric = Literal["mAP", "mINP", "rank1", "rank5", "rank10", "rank20"]
 
-# Which protocols each dataset offers (shared/design/eval-protocols.md).
-PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "sysu": ("sysu-all", "sysu-indoor"),
-    "regdb": ("regdb-v2t", "regdb-t2v"),
-    "llcm": ("llcm-i2v", "llcm-v2i"),
-}
-
-# Spatial stride of layer3, where the MIMB works (mscmnet.md section 3: 384x192 -> 24x12).
+# Spatial stride of layer3, where the MIMB works (docs/model.md, "MIMB and ALB": 384x192 -> 24x12).
 MIMB_STRIDE = 16
 
 
@@ -66,7 +61,8 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """The quadruple-stream training augmentations (mscmnet.md section 2); all act per sample."""
+    """The quadruple-stream training augmentations (docs/model.md, "The four streams' augmentations");
+    all act per sample."""
 
     flip_p: float = spec(0.5, ge=0, le=1)
     pad: int = spec(10, ge=0, doc="zero padding before a same-size random crop")
@@ -109,7 +105,7 @@ class DataConfig:
     dataset: DatasetName = "sysu"
     root: str | None = spec(None, doc="dataset folder in its original layout; null = synthetic data")
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    regdb_trial: int = spec(1, ge=1, le=10, doc="RegDB split (one model per split)")
+    regdb_trial: int = spec(1, ge=1, doc="the split of a dataset with several (RegDB: 1..10, one model per split)")
     height: int = spec(384, ge=16)
     width: int = spec(192, ge=16)
     identities_per_batch: int = spec(6, ge=2, doc="P")
@@ -211,12 +207,17 @@ class RunConfig:
                 "model.alb_heads",
                 f"{self.model.alb_heads} does not divide the ALB embedding (H/16)*(W/16) = {tokens_dim}",
             )
-        if self.eval.protocol not in PROTOCOLS[self.data.dataset]:
+        dataset = get_dataset(self.data.dataset)
+        if self.eval.protocol not in dataset.protocol_names:
             raise ConfigError(
                 "",
                 "eval.protocol",
                 f"{self.eval.protocol!r} is not a protocol of {self.data.dataset} "
-                f"(choose from {list(PROTOCOLS[self.data.dataset])})",
+                f"(choose from {list(dataset.protocol_names)})",
             )
-        if self.data.dataset == "regdb" and self.eval.gallery_mode != "single":
-            raise ConfigError("", "eval.gallery_mode", "RegDB uses its whole gallery; leave it 'single'")
+        if not dataset.drawn_gallery and self.eval.gallery_mode != "single":
+            raise ConfigError("", "eval.gallery_mode", f"{dataset.title} uses its whole gallery; leave it 'single'")
+        if dataset.per_split and self.data.regdb_trial not in dataset.splits:
+            raise ConfigError(
+                "", "data.regdb_trial", f"{dataset.title} has splits {dataset.splits[0]}..{dataset.splits[-1]}"
+            )

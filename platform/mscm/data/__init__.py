@@ -5,15 +5,15 @@ Heavy pieces (torch) live in ``mscm.data.augment``, ``.sampler`` and ``.loader``
 only pulls in numpy/PIL-free readers.
 """
 
-from .build import LAYOUTS, build_dataset, drop_skipped, holdout_identities, read_dataset
-from .errors import CorruptImageError, DatasetError
-from .llcm import read_llcm
-from .records import ImageRecord, Modality, VIReIDDataset
-from .regdb import read_regdb
-from .sysu import read_sysu
+from ..datasets import read_dataset
+from ..datasets.errors import CorruptImageError, DatasetError
+from ..datasets.llcm import read_llcm
+from ..datasets.records import ImageRecord, Modality, VIReIDDataset
+from ..datasets.regdb import read_regdb
+from ..datasets.sysu import read_sysu
+from .build import build_dataset, drop_skipped, holdout_identities
 
 __all__ = [
-    "LAYOUTS",
     "CorruptImageError",
     "DatasetError",
     "ImageRecord",

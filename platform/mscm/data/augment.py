@@ -1,4 +1,4 @@
-"""The quadruple-stream training augmentations (shared/design/mscmnet.md, section 2), as batched tensor
+"""The quadruple-stream training augmentations (docs/model.md, "The four streams' augmentations"), as batched tensor
 operations on the training device. Every sample draws its own randomness from one ``torch.Generator``,
 so a (seed, epoch, rank)-seeded generator makes an epoch's views reproducible.
 

@@ -9,27 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .llcm import read_llcm
-from .records import VIReIDDataset
-from .regdb import read_regdb
-from .sysu import read_sysu
+from ..datasets import read_dataset
+from ..datasets.records import VIReIDDataset
 
 if TYPE_CHECKING:
     from ..config.schema import DataConfig
     from .cache import ImageCache
-
-LAYOUTS = ("sysu", "regdb", "llcm")
-
-
-def read_dataset(name: str, root: str | Path, *, regdb_trial: int = 1) -> VIReIDDataset:
-    """Read ``root`` in the on-disk layout of ``name`` (sysu, regdb or llcm)."""
-    if name == "sysu":
-        return read_sysu(root)
-    if name == "regdb":
-        return read_regdb(root, regdb_trial)
-    if name == "llcm":
-        return read_llcm(root)
-    raise ValueError(f"unknown dataset {name!r} (choose from {list(LAYOUTS)})")
 
 
 def build_dataset(cfg: DataConfig, *, progress: bool = True) -> VIReIDDataset:
@@ -42,7 +27,7 @@ def build_dataset(cfg: DataConfig, *, progress: bool = True) -> VIReIDDataset:
         s = cfg.synthetic
         style = Style(s.ir_coupling, s.clutter, s.variation)
         root = ensure_synthetic(cfg.dataset, s.identities, s.seed, s.height, s.width, style=style, progress=progress)
-    return read_dataset(cfg.dataset, root, regdb_trial=cfg.regdb_trial)
+    return read_dataset(cfg.dataset, root, split=cfg.regdb_trial)
 
 
 def holdout_identities(dataset: VIReIDDataset, n: int, seed: int) -> VIReIDDataset:

@@ -26,9 +26,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .errors import CorruptImageError
+from ..datasets.errors import CorruptImageError
+from ..datasets.records import ImageRecord
 from .fsutil import file_lock, temp_sibling
-from .records import ImageRecord
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-# torchvision's ImageNet statistics, as used by the authors (mscmnet.md section 1).
+# torchvision's ImageNet statistics, as used by the authors (docs/model.md, "The network").
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -17,7 +17,7 @@ from .sampler import IdentitySampler, Step
 
 if TYPE_CHECKING:
     from ..config.schema import DataConfig
-    from .records import VIReIDDataset
+    from ..datasets.records import VIReIDDataset
 
 
 class _PairReader(Dataset):

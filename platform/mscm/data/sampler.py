@@ -1,5 +1,5 @@
 """Identity sampler: P identities x (K visible + K infrared) images per step, label-aligned
-(shared/design/mscmnet.md section 5; eval-protocols.md "Training-side conventions").
+(docs/model.md, "The training recipe"; docs/protocols.md, "Where selection happens").
 
 Per step the P identities are distinct (drawn without replacement, as the reference's
 ``np.random.choice(uni_label, P, replace=False)``) and each identity's K visible and K infrared images

@@ -1,30 +1,30 @@
 """Evaluation: the standard VI-ReID protocols (SYSU-MM01, RegDB, LLCM) and their metrics.
 
 - metrics: CMC (standard and identity-deduplicated), mAP, mINP; vectorised, chunked for large
-  galleries (shared/design/eval-protocols.md, "Metrics").
-- protocols: query/gallery selection and seeded gallery draws per trial.
+  galleries (docs/protocols.md).
+- protocols: query/gallery selection and seeded gallery draws per trial (the protocols themselves are
+  declared by each dataset in mscm.datasets).
 - features: batched test-time feature extraction (flip TTA, CUDA autocast).
 - runner: ``evaluate_protocol`` (features -> EvalResult).
-- full: ``evaluate`` (model -> EvalResult on the configured protocol, for training) and the full
-  test protocol of a dataset (``full_protocols``, ``evaluate_full`` on a model,
-  ``evaluate_checkpoint(s)`` on checkpoint directories -> Report): what ``mscm evaluate`` and
-  promotion run.
+- test_images: ``open_test_images``, the one way an evaluation opens a dataset's test images.
+- full: ``evaluate_protocols(model, images, EvalRequest)``, the one evaluation that training,
+  ``mscm evaluate`` and promotion run.
+- checkpoint_eval: ``evaluate_checkpoint(s)`` on checkpoint directories -> Report (``mscm evaluate``).
+- report: Report (the papers' table, JSON, CMC plot) and RegDB's merge over splits.
 - result: EvalResult (mean/std over trials, JSON, text tables, CMC plot).
 - reference: a per-query loop implementation used to check the vectorised one.
 """
 
+from ..datasets import PROTOCOL_SPECS, ProtocolSpec, get_protocol
+from .checkpoint_eval import EvalOptions, evaluate_checkpoint, evaluate_checkpoints
 from .features import extract_features, features_for_eval, fuse_for_similarity
 from .full import (
-    Report,
+    EvalRequest,
     TestFeatures,
     combine_regdb_splits,
-    evaluate,
-    evaluate_checkpoint,
-    evaluate_checkpoints,
-    evaluate_full,
+    evaluate_protocols,
     extract_test_features,
     full_protocols,
-    load_test_images,
     rank_protocols,
 )
 from .metrics import (
@@ -36,20 +36,19 @@ from .metrics import (
     score_features,
     summarize,
 )
-from .protocols import (
-    PROTOCOL_SPECS,
-    GalleryFolders,
-    ProtocolSpec,
-    candidates,
-    draw_gallery,
-    get_protocol,
-    trial_split,
-)
+from .protocols import GalleryFolders, candidates, draw_gallery, trial_split
+from .report import Report
 from .result import EvalResult, TrialResult, format_paper_table, format_table, plot_cmc
 from .runner import evaluate_protocol
 from .scores import METRIC_KEYS, RANKS, Metrics, QueryScores
+from .test_images import TestImages, open_test_images
 
 __all__ = [
+    "EvalOptions",
+    "EvalRequest",
+    "TestImages",
+    "evaluate_protocols",
+    "open_test_images",
     "EvalResult",
     "GalleryFolders",
     "METRIC_KEYS",
@@ -65,12 +64,10 @@ __all__ = [
     "combine_regdb_splits",
     "distances",
     "draw_gallery",
-    "evaluate",
     "evaluate_checkpoint",
     "evaluate_checkpoints",
     "evaluate_distmat",
     "evaluate_features",
-    "evaluate_full",
     "evaluate_protocol",
     "extract_features",
     "extract_test_features",
@@ -80,7 +77,6 @@ __all__ = [
     "full_protocols",
     "fuse_for_similarity",
     "get_protocol",
-    "load_test_images",
     "plot_cmc",
     "rank_protocols",
     "removal_mask",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..config.schema import EvalConfig
 from ..data.imagenet import normalize_uint8
-from ..data.records import Modality
+from ..datasets.records import Modality
 
 Which = Literal["bn", "pool", "both"]
 _WHICH = ("bn", "pool", "both")

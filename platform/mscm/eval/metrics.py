@@ -1,6 +1,6 @@
 """Ranking metrics of the VI-ReID lineage: CMC (standard and identity-deduplicated), mAP, mINP.
 
-Definitions: shared/design/eval-protocols.md, "Metrics". Distances are -(q . g); each query's
+Definitions: docs/protocols.md, "Metrics, per trial". Distances are -(q . g); each query's
 gallery is ranked by ascending distance with a *stable* order, so equal distances keep gallery
 order (the lower gallery index ranks first). Gallery entries named by the removal rule are dropped
 per query; a query with no positive left is invalid and is skipped for mAP, mINP and the standard

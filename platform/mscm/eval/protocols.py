@@ -1,7 +1,7 @@
 """The standard VI-ReID test protocols: which test records are queries and gallery in each trial.
 
-Everything here follows shared/design/eval-protocols.md ("Test protocols") and the lineage's
-data_manager: SYSU-MM01 all/indoor search, RegDB both directions, LLCM both directions.
+Each dataset declares its protocols (mscm.datasets); this module applies them as the lineage's
+data_manager does (docs/protocols.md): SYSU-MM01 all/indoor search, RegDB and LLCM both directions.
 A protocol selects *indices* into ``dataset.test_visible`` / ``dataset.test_infrared``; features
 are extracted once for every record a protocol can use (:func:`candidates`) and each trial only
 picks rows (mscm.eval.runner).
@@ -16,84 +16,19 @@ from typing import Literal
 
 import numpy as np
 
-from ..config.schema import PROTOCOLS
-from ..data.records import ImageRecord, Modality, VIReIDDataset
+from ..datasets import ProtocolSpec, get_dataset
+from ..datasets.records import ImageRecord, Modality, VIReIDDataset
 
 GalleryMode = Literal["single", "multi"]
-# Multi-shot SYSU gallery: 10 images per (identity, camera) (eval-protocols.md).
+# Multi-shot SYSU gallery: 10 images per (identity, camera) (docs/protocols.md).
 MULTI_SHOT = 10
-
-
-@dataclass(frozen=True)
-class ProtocolSpec:
-    """One protocol. ``*_cams`` None = every camera; for a drawn gallery they are listed in the
-    order the reference iterates them (the order consumes the random stream)."""
-
-    name: str
-    dataset: str
-    query_modality: Modality
-    gallery_modality: Modality
-    query_cams: tuple[int, ...] | None
-    gallery_cams: tuple[int, ...] | None
-    drawn_gallery: bool  # True: a random gallery per trial (SYSU, LLCM); False: whole gallery
-    removal: str  # a mscm.eval.metrics removal rule
-    cmc: str  # "dedup" (the lineage's new CMC) or "standard"
-
-    @property
-    def title(self) -> str:
-        """The setting's name in the papers' tables."""
-        return _TITLES[self.name]
-
-    @property
-    def label(self) -> str:
-        q = "IR" if self.query_modality == Modality.INFRARED else "VIS"
-        g = "IR" if self.gallery_modality == Modality.INFRARED else "VIS"
-        return f"{self.name} ({q}->{g})"
-
-
-_VIS, _IR = Modality.VISIBLE, Modality.INFRARED
-_LLCM_VIS_CAMS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
-_LLCM_NIR_CAMS = (1, 2, 4, 5, 6, 7, 8, 9)  # test_nir has no cam3
-
-_TITLES = {
-    "sysu-all": "All Search",
-    "sysu-indoor": "Indoor Search",
-    "regdb-v2t": "Visible to Thermal",
-    "regdb-t2v": "Thermal to Visible",
-    "llcm-i2v": "IR to VIS",
-    "llcm-v2i": "VIS to IR",
-}
-
-PROTOCOL_SPECS: dict[str, ProtocolSpec] = {
-    # SYSU: query = IR cams 3 and 6 in both modes; cam3 queries drop cam2 gallery images.
-    "sysu-all": ProtocolSpec("sysu-all", "sysu", _IR, _VIS, (3, 6), (1, 2, 4, 5), True, "sysu", "dedup"),
-    "sysu-indoor": ProtocolSpec("sysu-indoor", "sysu", _IR, _VIS, (3, 6), (1, 2), True, "sysu", "dedup"),
-    # RegDB: whole test lists, two "cameras", nothing removed, standard CMC.
-    "regdb-v2t": ProtocolSpec("regdb-v2t", "regdb", _VIS, _IR, None, None, False, "none", "standard"),
-    "regdb-t2v": ProtocolSpec("regdb-t2v", "regdb", _IR, _VIS, None, None, False, "none", "standard"),
-    # LLCM: single-shot gallery from the other modality; same pid + same camera removed.
-    "llcm-i2v": ProtocolSpec(
-        "llcm-i2v", "llcm", _IR, _VIS, _LLCM_NIR_CAMS, _LLCM_VIS_CAMS, True, "same-camera", "dedup"
-    ),
-    "llcm-v2i": ProtocolSpec(
-        "llcm-v2i", "llcm", _VIS, _IR, _LLCM_VIS_CAMS, _LLCM_NIR_CAMS, True, "same-camera", "dedup"
-    ),
-}
-assert {p for ps in PROTOCOLS.values() for p in ps} == set(PROTOCOL_SPECS), "schema.PROTOCOLS out of sync"
-
-
-def get_protocol(name: str) -> ProtocolSpec:
-    try:
-        return PROTOCOL_SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown protocol {name!r} (choose from {sorted(PROTOCOL_SPECS)})") from None
 
 
 def check_dataset(spec: ProtocolSpec, dataset: VIReIDDataset) -> None:
     if dataset.name != spec.dataset:
         raise ValueError(
             f"protocol {spec.name!r} is for {spec.dataset} data, the dataset is {dataset.name!r} "
-            f"(its protocols: {list(PROTOCOLS.get(dataset.name, ()))})"
+            f"(its protocols: {list(get_dataset(dataset.name).protocol_names)})"
         )
 
 
@@ -167,7 +102,7 @@ class GalleryFolders:
 def draw_gallery(
     records: list[ImageRecord], cams: tuple[int, ...], trial: int, mode: GalleryMode = "single"
 ) -> np.ndarray:
-    """Random gallery of one trial, as indices into ``records`` (eval-protocols.md, SYSU/LLCM).
+    """Random gallery of one trial, as indices into ``records`` (docs/protocols.md SYSU/LLCM).
 
     As the reference: ``random.seed(trial)``; for each identity (sorted), for each camera in
     ``cams`` order that has images: single-shot ``random.choice(sorted(paths))``; multi-shot

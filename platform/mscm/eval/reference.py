@@ -1,5 +1,5 @@
 """A straightforward per-query reference for the metrics, written from the definitions in
-shared/design/eval-protocols.md ("Metrics") with one stable sort per query.
+docs/protocols.md ("Metrics, per trial") with one stable sort per query.
 
 It is the yardstick of the vectorised implementation (tests, bench/eval_metrics.py) and the exact
 path that mscm.eval.metrics falls back to for query rows with tied distances.

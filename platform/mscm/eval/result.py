@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets import get_dataset
 from .scores import METRIC_KEYS, Metrics
 
 SCHEMA_VERSION = 1
@@ -134,7 +135,7 @@ class EvalResult:
 
     def title(self) -> str:
         n = len(self.trials)
-        if self.dataset == "regdb":  # one trial per split, each with its own model
+        if get_dataset(self.dataset).per_split:  # one trial per split, each with its own model
             runs = f"split{'s' * (n != 1)} {', '.join(str(t.trial) for t in self.trials)}"
         else:
             runs = f"{self.gallery_mode}-shot, {n} trial{'s' * (n != 1)}"
@@ -173,7 +174,7 @@ def format_table(rows: list[tuple[str, EvalResult]], std: bool = True, label_hea
 def format_paper_table(rows: list[tuple[str, list[EvalResult]]]) -> str:
     """The papers' layout: one row per model, one column group per setting (e.g. All Search |
     Indoor Search), R1 R5 R10 R20 mAP mINP as mean percentages over trials."""
-    from .protocols import get_protocol
+    from ..datasets import get_protocol
 
     if not rows:
         raise ValueError("nothing to tabulate")

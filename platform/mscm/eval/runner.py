@@ -1,7 +1,7 @@
 """Run a protocol from features of its candidate records: each trial picks rows.
 
-``evaluate_protocol`` starts from features; the model-level entry points (``evaluate``,
-``evaluate_full``) are in mscm.eval.full.
+``evaluate_protocol`` starts from features; the model-level entry point (``evaluate_protocols``)
+is in mscm.eval.full.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.records import VIReIDDataset
+from ..datasets import get_protocol
+from ..datasets.records import VIReIDDataset
 from .metrics import DEFAULT_MEMORY_BUDGET, distances, score_distmat, score_features, summarize
 from .protocols import (
     Candidates,
@@ -21,7 +22,6 @@ from .protocols import (
     TrialSplit,
     candidates,
     check_dataset,
-    get_protocol,
     records_of,
     trial_ids,
     trial_split,

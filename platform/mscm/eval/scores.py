@@ -1,4 +1,4 @@
-"""Result types of one ranking: per-query scores and their summary (shared/design/eval-protocols.md,
+"""Result types of one ranking: per-query scores and their summary (docs/protocols.md
 "Metrics")."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 CmcKind = Literal["dedup", "standard"]
 CMC_KINDS: tuple[str, ...] = ("dedup", "standard")
-# Reported ranks (eval-protocols.md: rank-1, 5, 10, 20, capped at the gallery size).
+# Reported ranks (docs/protocols.md: rank-1, 5, 10, 20, capped at the gallery size).
 RANKS: tuple[int, ...] = (1, 5, 10, 20)
 METRIC_KEYS: tuple[str, ...] = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 

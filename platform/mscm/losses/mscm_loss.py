@@ -1,4 +1,5 @@
-"""The training objective: CE on the BN-feature logits + QCT on the pre-BN features (mscmnet.md section 4)."""
+"""The training objective: CE on the BN-feature logits + QCT on the pre-BN features
+(docs/model.md, "The Quadruple Center Triplet (QCT) loss")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Quadruple Center Triplet (QCT) loss (shared/design/mscmnet.md section 4).
+"""Quadruple Center Triplet (QCT) loss (docs/model.md, "The Quadruple Center Triplet (QCT) loss").
 
 Features f_i (n x D) in ``streams`` equal blocks [V1|V2|I1|I2] (or [V|I]); the first half of the blocks is
 visible, the second half infrared. Batch centres, recomputed every call: per modality c^V_y, c^I_y, overall

@@ -1,5 +1,5 @@
 """The ResNet pieces of MSCMNet, taken from torchvision (``weights=None``; nothing is downloaded):
-per-stream stems and the shared layer1-layer4 trunk (mscmnet.md sections 1-2)."""
+per-stream stems and the shared layer1-layer4 trunk (docs/model.md, "The network")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 BUILDERS = {"resnet50": resnet50, "resnet18": resnet18}
 
-# Blocks followed by a non-local block when the config says null (mscmnet.md section 1). ResNet-50 is
+# Blocks followed by a non-local block when the config says null (docs/model.md, "The network"). ResNet-50 is
 # AGW's placement (the last 2 blocks of layer2, the last 3 of layer3). ResNet-18 has only two blocks per
 # stage; the analogue used here is the last block of layer2 and of layer3.
 DEFAULT_NON_LOCAL: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

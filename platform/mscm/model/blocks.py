@@ -1,5 +1,5 @@
 """Building blocks of MSCMNet: AGW non-local block, GeM pooling, BN-neck, and the fp32 LayerNorm /
-QuickGELU pieces of the ALB (shared/design/mscmnet.md sections 1 and 3)."""
+QuickGELU pieces of the ALB (docs/model.md, "The network")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 
 class NonLocal(nn.Module):
-    """AGW's dot-product non-local block (mscmnet.md section 1).
+    """AGW's dot-product non-local block (docs/model.md, "The network").
 
     ``f = theta(x)^T phi(x) / N`` over the N positions (no softmax), ``y = f g(x)``,
     ``z = W(y) + x`` with ``W`` = 1x1 conv + BN whose gamma and beta start at zero, so the block
@@ -41,7 +41,7 @@ class NonLocal(nn.Module):
 
 def gem(x: torch.Tensor, p: float) -> torch.Tensor:
     """Generalised-mean pooling with a fixed p: ``(mean(x^p) + 1e-12)^(1/p)`` over the spatial map, in fp32
-    (the authors cast to float before pooling, mscmnet.md section 5). Input B x C x H x W, output B x C."""
+    (the authors cast to float before pooling). Input B x C x H x W, output B x C."""
     x = x.float().flatten(2)
     return (x.pow(p).mean(dim=-1) + 1e-12).pow(1.0 / p)
 

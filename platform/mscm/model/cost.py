@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from ..data.records import Modality
+from ..datasets.records import Modality
 from .mscmnet import MSCMNet
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from ..data.records import Modality
+from ..datasets.records import Modality
 
 
 class EmbeddingModel(nn.Module):

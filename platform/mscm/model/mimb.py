@@ -1,4 +1,4 @@
-"""MIMB: a chain of ALBs (the authors' ``layerATT``) between layer3 and layer4 (mscmnet.md section 3).
+"""MIMB: a chain of ALBs (the authors' ``layerATT``) between layer3 and layer4 (docs/model.md, "MIMB and ALB").
 
 Tokens are the (reduced) channels and the embedding is the flattened layer3 map, (H/16)*(W/16) values
 (288 at 384x192). A cross-scale ALB takes query and key from a shallower tap projected to that map and
@@ -72,7 +72,7 @@ class ALB(nn.Module):
         else:
             v = v + self.attn(v, v, v, need_weights=False)[0]
         v = v + self.mlp(self.ln_2(v))
-        # Back to the deep channels; no BN/ReLU and no skip from x (mscmnet.md section 3).
+        # Back to the deep channels; no BN/ReLU and no skip from x (docs/model.md, "MIMB and ALB").
         return self.broad(v.reshape(b, self.tokens, h, w))
 
 
@@ -110,7 +110,7 @@ class MIMB(nn.Module):
         self.albs["self"] = ALB(**common)
 
     def forward(self, x: torch.Tensor, taps: dict[str, torch.Tensor]) -> torch.Tensor:
-        # No outer residual: layer4 sees only the last ALB's output (mscmnet.md section 7, item 3).
+        # No outer residual: layer4 sees only the last ALB's output (docs/model.md, "MIMB and ALB").
         for name in self.taps:
             x = self.albs[name](x, taps[name])
         return self.albs["self"](x)

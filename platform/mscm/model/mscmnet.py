@@ -1,4 +1,4 @@
-"""MSCMNet (arXiv 2311.14395) as the authors' code builds it (shared/design/mscmnet.md sections 1-3):
+"""MSCMNet (arXiv 2311.14395) as the authors' code builds it (docs/model.md, "The network"):
 
     stems (one per stream) -> layer1 -> layer2 (+NL) -> layer3 (+NL) -> MIMB -> layer4 -> GeM -> BN-neck -> classifier
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..data.records import Modality
+from ..datasets.records import Modality
 from .backbone import (
     DEFAULT_NON_LOCAL,
     build_resnet,
@@ -161,7 +161,7 @@ class MSCMNet(nn.Module):
         return list(self.stems[start : start + half])
 
     def embed(self, images: torch.Tensor, modality: Modality | str | int, which: Which = "bn"):
-        """Inference embedding (mscmnet.md section 2): the image goes through every stem of its modality,
+        """Inference embedding (docs/model.md, "The network"): the image goes through every stem of its modality,
         the stem outputs are averaged, then the shared trunk. Returns the L2-normalised BN feature
         (``"bn"``, the paper's "FC"), the L2-normalised pooled feature (``"pool"``), or ``(pool, bn)``
         (``"both"``). The caller sets eval mode; this method does not change it."""
@@ -181,7 +181,7 @@ class MSCMNet(nn.Module):
     # -- bookkeeping ----------------------------------------------------------------------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``head`` = BN-neck weight + classifier (base lr); ``backbone`` = every other trainable parameter
-        (lr * backbone_lr_scale), mscmnet.md section 5. The frozen BN-neck bias is in neither."""
+        (lr * backbone_lr_scale), docs/model.md, "The training recipe". The frozen BN-neck bias is in neither."""
         head = [p for p in (*self.bottleneck.parameters(), *self.classifier.parameters()) if p.requires_grad]
         ids = {id(p) for p in head}
         backbone = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]

@@ -1,4 +1,4 @@
-"""Initialise MSCMNet's stems and trunk from a torchvision ResNet state_dict file (mscmnet.md section 5:
+"""Initialise MSCMNet's stems and trunk from a torchvision ResNet state_dict file (docs/model.md, "The training recipe":
 all stems and the trunk start from the same ImageNet ResNet). Nothing is downloaded: the user gives a path."""
 
 from __future__ import annotations

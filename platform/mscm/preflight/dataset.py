@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from ..data.errors import SKIP_HINT, CorruptImageError, DatasetError
-from ..data.records import VIReIDDataset
+from ..datasets.errors import SKIP_HINT, CorruptImageError, DatasetError
+from ..datasets.records import VIReIDDataset
 from .images import scan_images
 
 _SHOWN = 3  # unreadable files named in a message

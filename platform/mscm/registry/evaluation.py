@@ -1,8 +1,6 @@
 """The evaluation a promotion runs: every protocol of a dataset (SYSU both search modes, RegDB and
-LLCM both directions), all trials, on the dataset's real test split.
-
-``evaluate_full_protocol`` is the one adapter onto :mod:`mscm.eval`; switching it to a full-protocol
-helper of the eval package touches only this function.
+LLCM both directions), all trials, on the dataset's real test split, through the one evaluation
+path (:func:`mscm.eval.full.evaluate_protocols`).
 """
 
 from __future__ import annotations
@@ -13,39 +11,35 @@ from pathlib import Path
 
 import torch
 
-from ..config import PROTOCOLS, DataConfig, RunConfig
-from ..data import VIReIDDataset, build_dataset, drop_skipped
-from ..data.cache import ImageCache
+from ..config import DataConfig, RunConfig
+from ..data import build_dataset
 from ..data.fingerprint import data_fingerprint
-from ..eval import EvalResult
+from ..datasets import VIReIDDataset, get_dataset
+from ..eval import EvalRequest, EvalResult, TestImages, evaluate_protocols, open_test_images
 from .settings import PromotionSettings
 
 
 @dataclass
 class EvalData:
-    """The test split of one dataset and its decoded images, one cache pair per input size."""
+    """The test split of one dataset, and its decoded images at each model input size asked for."""
 
     config: DataConfig
     dataset: VIReIDDataset
     fingerprint: str
-    _caches: dict[tuple[int, int], tuple[ImageCache, ImageCache]] = field(default_factory=dict, repr=False)
+    _images: dict[tuple[int, int], TestImages] = field(default_factory=dict, repr=False)
 
     @property
     def protocols(self) -> tuple[str, ...]:
-        return PROTOCOLS[self.dataset.name]
+        return get_dataset(self.dataset.name).protocol_names
 
-    def caches(self, height: int, width: int, progress: bool = False) -> tuple[ImageCache, ImageCache]:
+    def images(self, height: int, width: int, progress: bool = False) -> TestImages:
         key = (height, width)
-        if key not in self._caches:
+        if key not in self._images:
             cfg = self.config
-            self._caches[key] = tuple(  # type: ignore[assignment]
-                ImageCache(records, height, width, cfg.cache_dir, skip_corrupt=cfg.skip_corrupt, progress=progress)
-                for records in (self.dataset.test_visible, self.dataset.test_infrared)
+            self._images[key] = open_test_images(
+                self.dataset, height, width, cache_dir=cfg.cache_dir, skip_corrupt=cfg.skip_corrupt, progress=progress
             )
-            if any(c.skipped for c in self._caches[key]):
-                # Keep the record lists aligned with what the caches hold (only with data.skip_corrupt).
-                self.dataset = drop_skipped(self.dataset, self._caches[key])
-        return self._caches[key]
+        return self._images[key]
 
 
 def load_eval_data(data_cfg: DataConfig, dataset_root: str | Path | None = None) -> EvalData:
@@ -67,34 +61,16 @@ def evaluate_full_protocol(
     progress: bool = False,
 ) -> dict[str, EvalResult]:
     """Every protocol of ``data``'s dataset for one model (``cfg``: that model's run config, which sets
-    its input size and test-time feature). Features are extracted once per modality for all test
-    records and each protocol picks its candidates' rows."""
-    from ..data.records import Modality
-    from ..eval import candidates, evaluate_protocol, features_for_eval, get_protocol
-
+    its input size and test-time feature; ``settings``: the promotion's trials and gallery mode)."""
     if cfg.data.dataset != data.dataset.name:
         raise ValueError(f"a {cfg.data.dataset} model cannot be evaluated on {data.dataset.name} data")
-    vis, ir = data.caches(cfg.data.height, cfg.data.width, progress=progress)
-    feats = {
-        m: features_for_eval(model, images, m, cfg.eval, device=device, progress=progress)
-        for m, images in ((Modality.VISIBLE, vis), (Modality.INFRARED, ir))
-    }
-    results = {}
-    for name in data.protocols:
-        spec = get_protocol(name)
-        pool = candidates(spec, data.dataset)
-        results[name] = evaluate_protocol(
-            name,
-            data.dataset,
-            feats[spec.query_modality][pool.query],
-            feats[spec.gallery_modality][pool.gallery],
-            trials=settings.trials,
-            gallery_mode=settings.gallery_mode if spec.drawn_gallery else "single",
-            feature=cfg.eval.feature,
-            flip=cfg.eval.flip,
-            pool=pool,
-        )
-    return results
+    request = EvalRequest(
+        dataclasses.replace(cfg.eval, trials=settings.trials, gallery_mode=settings.gallery_mode),
+        split=cfg.data.regdb_trial,
+        device=device,
+        progress=progress,
+    )
+    return evaluate_protocols(model, data.images(cfg.data.height, cfg.data.width, progress), request)
 
 
 def decision_value(results: dict[str, EvalResult], settings: PromotionSettings) -> float:

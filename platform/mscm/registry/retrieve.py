@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ..data.cache import load_image
-from ..data.errors import CorruptImageError
-from ..data.records import Modality
+from ..datasets.errors import CorruptImageError
+from ..datasets.records import Modality
 from ..errors import RegistryError
 from .source import Embedder
 

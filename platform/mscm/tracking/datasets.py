@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from ..data.fingerprint import data_fingerprint
-from ..data.records import VIReIDDataset
+from ..datasets.records import VIReIDDataset
 
 CONTEXT_TAG = "mlflow.data.context"  # MLflow's input tag that the UI shows as the dataset's role
 CONTEXT = "training"

@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,9 @@ from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
 from ..errors import MscmError
+from ..eval.full import EvalRequest, evaluate_protocols
+from ..eval.result import EvalResult
+from ..eval.test_images import TestImages, open_test_images
 from ..losses import MSCMLoss
 from ..model import build_model
 from .optim import build_optimizer, build_scheduler
@@ -47,22 +50,16 @@ def prepare_data(cfg: RunConfig, *, progress: bool = True) -> PreparedData:
     dataset = build_dataset(cfg.data, progress=progress)
     if cfg.data.val_identities:
         dataset = holdout_identities(dataset, cfg.data.val_identities, seed=cfg.train.seed)
-    cache_dir = cfg.data.cache_dir
-    vis = ImageCache(
-        dataset.train_visible,
-        cfg.data.height,
-        cfg.data.width,
-        cache_dir,
-        skip_corrupt=cfg.data.skip_corrupt,
-        progress=progress,
-    )
-    ir = ImageCache(
-        dataset.train_infrared,
-        cfg.data.height,
-        cfg.data.width,
-        cache_dir,
-        skip_corrupt=cfg.data.skip_corrupt,
-        progress=progress,
+    vis, ir = (
+        ImageCache(
+            records,
+            cfg.data.height,
+            cfg.data.width,
+            cfg.data.cache_dir,
+            skip_corrupt=cfg.data.skip_corrupt,
+            progress=progress,
+        )
+        for records in (dataset.train_visible, dataset.train_infrared)
     )
     dataset = drop_skipped(dataset, (vis, ir))  # keeps record lists aligned with skip_corrupt caches
     return PreparedData(dataset, vis, ir, list(dataset.warnings))
@@ -119,7 +116,7 @@ class Engine:
         self.epoch = 0  # epochs completed
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": None, "metrics": {}}
         self.last_eval: dict[str, float] = {}  # the latest evaluation's summary, carried into every report
-        self._eval_caches: tuple[ImageCache, ImageCache] | None = None
+        self._test_images: TestImages | None = None
         self.first_step_wall: float | None = None  # wall clock of this process's first training step
 
     @property
@@ -196,41 +193,32 @@ class Engine:
         return metrics
 
     # -- evaluation -------------------------------------------------------------------------
-    def eval_caches(self) -> tuple[ImageCache, ImageCache]:
-        if self._eval_caches is None:
-            ds, cfg = self.data.dataset, self.cfg
-            caches = tuple(
-                ImageCache(
-                    records,
-                    cfg.data.height,
-                    cfg.data.width,
-                    cfg.data.cache_dir,
-                    skip_corrupt=cfg.data.skip_corrupt,
-                    progress=False,
-                )
-                for records in (ds.test_visible, ds.test_infrared)
+    def test_images(self) -> TestImages:
+        """The evaluation images, opened on first use (only rank 0 evaluates)."""
+        if self._test_images is None:
+            cfg = self.cfg
+            self._test_images = open_test_images(
+                self.data.dataset,
+                cfg.data.height,
+                cfg.data.width,
+                cache_dir=cfg.data.cache_dir,
+                skip_corrupt=cfg.data.skip_corrupt,
             )
-            # Test images a skip_corrupt cache left out leave the evaluation dataset too (and are reported).
-            self.data.dataset = drop_skipped(ds, caches)
-            self._eval_caches = caches
-        return self._eval_caches
+        return self._test_images
 
-    def evaluate(self, trials: int | None = None):
-        """Evaluate the current weights on the configured protocol (rank 0 only, unwrapped model)."""
-        from ..eval import evaluate
-
-        vis, ir = self.eval_caches()
-        return evaluate(
-            self.module,
-            self.data.dataset,
-            self.cfg.eval,
-            vis,
-            ir,
-            trials=trials,
+    def evaluate(self, trials: int | None = None) -> EvalResult:
+        """Evaluate the current weights on the configured protocol (rank 0 only, unwrapped model);
+        ``trials`` overrides ``eval.trials`` (fewer draws during training)."""
+        cfg = self.cfg
+        settings = cfg.eval if trials is None else replace(cfg.eval, trials=trials)
+        request = EvalRequest(
+            settings,
+            protocols=(cfg.eval.protocol,),
+            split=cfg.data.regdb_trial,
             device=self.device,
             amp_dtype=self.amp_dtype,
-            progress=False,
         )
+        return evaluate_protocols(self.module, self.test_images(), request)[cfg.eval.protocol]
 
     def update_best(self, score: float, metrics: dict[str, float]) -> bool:
         if score > self.best["score"]:

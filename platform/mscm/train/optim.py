@@ -13,8 +13,8 @@ from ..config import OptimConfig, ScheduleConfig
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """Head (BN-neck + classifier) at ``lr``; everything else at ``lr * backbone_lr_scale``.
 
-    mscmnet.md section 5: base lr 0.1 for the BN-neck and classifier, 0.01 for stems, trunk, NL and ALBs;
-    SGD with Nesterov momentum 0.9 and weight decay 5e-4 on all groups.
+    docs/model.md, "The training recipe": base lr 0.1 for the BN-neck and classifier, 0.01 for stems,
+    trunk, NL and ALBs; SGD with Nesterov momentum 0.9 and weight decay 5e-4 on all groups.
     """
     groups = getattr(model, "module", model).parameter_groups()
     param_groups = [

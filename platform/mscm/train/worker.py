@@ -1,7 +1,7 @@
 """The Ray Train worker loop: an :class:`~mscm.train.engine.Engine` per DDP rank, a report (with a
 checkpoint) every epoch, evaluation every ``eval.every_n_epochs`` and the full protocol at the end.
 
-Every rank calls ``ray.train.report`` once per epoch (V2 reports are barriers, stack.md 2.6); rank 0
+Every rank calls ``ray.train.report`` once per epoch (V2 reports are barriers, docs/stack.md 2.6); rank 0
 writes the checkpoint and evaluates. After a worker loss Ray Train restarts the group and
 ``ray.train.get_checkpoint()`` resumes at the next epoch, so no finished epoch is lost or repeated.
 """

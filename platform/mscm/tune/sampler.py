@@ -1,6 +1,6 @@
 """The ``sampler:`` section of a search space: which Optuna sampler proposes the trials.
 
-Ray's OptunaSearch takes a sampler *instance* (stack.md 2.3), so the spec is kept as plain data
+Ray's OptunaSearch takes a sampler *instance* (docs/stack.md 2.3), so the spec is kept as plain data
 (picklable, comparable) and :meth:`SamplerSpec.make` builds a fresh sampler on demand.
 """
 

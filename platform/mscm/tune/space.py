@@ -95,7 +95,7 @@ class Objective:
 @dataclass(frozen=True)
 class Budget:
     trials: int
-    epochs: int  # = ASHA max_t: one report per epoch (stack.md 2.4)
+    epochs: int  # = ASHA max_t: one report per epoch (docs/stack.md 2.4)
     scheduler: Literal["asha", "none"] = "asha"
     grace_period: int = 1
     reduction_factor: float = 4

@@ -1,7 +1,7 @@
 """MLflow logging of a search from the Tune driver: one nested run per trial under the search's run.
 
 All writes come from the Tune driver process (one writer: safe with SQLite), also for trials that
-ASHA stopped or that failed, whose own processes never get to close their runs (stack.md 2.7).
+ASHA stopped or that failed, whose own processes never get to close their runs (docs/stack.md 2.7).
 A resumed search finds each trial's run again by its ``ray_trial_id`` tag instead of creating a second.
 What each run holds follows :mod:`mscm.tracking.metrics`: per-epoch series while the trial runs, and
 at its end the best checkpoint's summary, evaluation files and inference model (its only weights in

@@ -1,4 +1,4 @@
-"""The Tune trial: a function trainable that builds and fits one TorchTrainer (stack.md 2.2).
+"""The Tune trial: a function trainable that builds and fits one TorchTrainer (docs/stack.md 2.2).
 
 Tune's trial config holds only the sampled dotted overrides (``"loss.qct_margin": 0.42``); the base
 run config reaches the trainable through ``tune.with_parameters`` (the object store), so Tune's

@@ -84,7 +84,7 @@ def _base_config(space, opts: SearchOptions) -> RunConfig:
 
 
 def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int | None) -> int:
-    """How many trials fit at once: Train runs start only when all their workers fit (stack.md 2.2)."""
+    """How many trials fit at once: Train runs start only when all their workers fit (docs/stack.md 2.2)."""
     per_trial_cpu = cfg.train.num_workers * cfg.train.cpus_per_worker
     fit = int(resources.get("CPU", 0) // per_trial_cpu) if per_trial_cpu else 1
     if cfg.train.use_gpu:
@@ -203,7 +203,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
             max_t=epochs,
             grace_period=min(budget.grace_period, epochs),
             reduction_factor=budget.reduction_factor,
-            stop_last_trials=False,  # let trials that reach max_t end on their own (stack.md P7)
+            stop_last_trials=False,  # let trials that reach max_t end on their own (docs/stack.md P7)
         )
     else:
         scheduler = FIFOScheduler()

@@ -1,5 +1,5 @@
 """Write a synthetic dataset in the on-disk layout of SYSU-MM01, RegDB or LLCM (image files and index
-files exactly as the real datasets have them; shared/design/eval-protocols.md, "On-disk layouts").
+files exactly as the real datasets have them; docs/protocols.md, "Datasets on disk").
 
 Everything is a function of (layout, identities, seed, height, width): the same arguments give the
 same files. Image counts are small versions of the real ones: SYSU 4-6 images per id and camera with
@@ -12,131 +12,22 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..errors import DatasetError
+from ...datasets import DATASETS
+from ...datasets.errors import DatasetError
+from ...datasets.synthetic import Shot
 from ..fsutil import file_lock, publish_dir, temp_sibling
 from .appearance import sample_identity
 from .render import KINDS, Camera, render, sample_camera
 from .style import Style
 
-LAYOUTS = ("sysu", "regdb", "llcm")
 GENERATOR_VERSION = 3  # 2: every camera folder exists even when empty; 3: difficulty style (Style)
 MARKER = ".synthetic.json"  # written last: its presence means the folder is complete
-
-
-@dataclass(frozen=True)
-class Shot:
-    rel: str  # path relative to the dataset root
-    pid: int
-    cam: int
-    kind: str  # camera kind: rgb | nir | thermal
-    k: int  # image number within (pid, cam)
-    gray: bool = False  # save as a single-channel file
-
-
-@dataclass
-class Plan:
-    shots: list[Shot]
-    text_files: dict[str, str]  # relative path -> content
-    low_light: frozenset = frozenset()  # (cam, kind) of low-light visible cameras
-    # folders the real layout always has, created even when no image lands in them (a small dataset
-    # may leave a camera without images; the readers require every camera folder)
-    dirs: tuple[str, ...] = ()
-
-
-def _ids(values) -> str:
-    return ",".join(str(int(v)) for v in sorted(values))
-
-
-def _split(n: int, test_frac: float, rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    perm = [int(p) for p in rng.permutation(np.arange(1, n + 1))]
-    n_test = min(n - 2, max(2, round(n * test_frac)))
-    return sorted(perm[n_test:]), sorted(perm[:n_test])
-
-
-def _subset(rng: np.random.Generator, cams: tuple[int, ...], p: float) -> list[int]:
-    chosen = [c for c in cams if rng.random() < p]
-    return chosen or [int(rng.choice(cams))]
-
-
-def _plan_sysu(n: int, seed: int) -> Plan:
-    train, test = _split(n, 0.25, np.random.default_rng([seed, 0]))
-    cut = round(len(train) * 0.25)
-    val, train = sorted(train[:cut]), sorted(train[cut:])  # SYSU trains on train_id + val_id
-    shots = []
-    for pid in range(1, n + 1):
-        rng = np.random.default_rng([seed, 4, pid])
-        cams = _subset(rng, (1, 2, 4, 5), 0.75) + _subset(rng, (3, 6), 0.8)
-        for cam in sorted(cams):
-            kind = "nir" if cam in (3, 6) else "rgb"
-            shots += [Shot(f"cam{cam}/{pid:04d}/{k + 1:04d}.jpg", pid, cam, kind, k) for k in range(rng.integers(4, 7))]
-    files = {
-        "exp/train_id.txt": _ids(train) + "\n",
-        "exp/val_id.txt": _ids(val) + "\n",
-        "exp/test_id.txt": _ids(test) + "\n",
-    }
-    return Plan(shots, files, dirs=tuple(f"cam{c}" for c in range(1, 7)))
-
-
-def _plan_regdb(n: int, seed: int) -> Plan:
-    shots = []
-    for pid in range(1, n + 1):
-        shots += [Shot(f"Visible/{pid}/{pid}_v_{k + 1:02d}.bmp", pid, 1, "rgb", k) for k in range(10)]
-        shots += [Shot(f"Thermal/{pid}/{pid}_t_{k + 1:02d}.bmp", pid, 2, "thermal", k) for k in range(10)]
-    files = {}
-    for trial in range(1, 11):  # one random half/half identity split per trial
-        train, test = _split(n, 0.5, np.random.default_rng([seed, 5, trial]))
-        for part, pids in (("train", train), ("test", test)):
-            for folder, name in (("Visible", "visible"), ("Thermal", "thermal")):
-                tag = "v" if folder == "Visible" else "t"
-                lines = [
-                    f"{folder}/{pid}/{pid}_{tag}_{k + 1:02d}.bmp {label}"
-                    for label, pid in enumerate(pids)
-                    for k in range(10)
-                ]
-                files[f"idx/{part}_{name}_{trial}.txt"] = "\n".join(lines) + "\n"
-    return Plan(shots, files, dirs=("Visible", "Thermal"))
-
-
-def _plan_llcm(n: int, seed: int) -> Plan:
-    train, test = _split(n, 0.3, np.random.default_rng([seed, 0]))
-    train_set = set(train)
-    cams = {"rgb": tuple(range(1, 10)), "nir": (1, 2, 4, 5, 6, 7, 8, 9)}  # LLCM has no NIR cam3
-    shots, index = [], {"rgb": [], "nir": []}
-    for pid in range(1, n + 1):
-        rng = np.random.default_rng([seed, 4, pid])
-        part = "train" if pid in train_set else "test"
-        for kind, folder in (("rgb", "vis"), ("nir", "nir")):
-            chosen = sorted(int(c) for c in rng.choice(cams[kind], rng.integers(2, 5), replace=False))
-            for cam in chosen:
-                for k in range(rng.integers(3, 6)):
-                    rel = f"{part}_{folder}/cam{cam}/{pid:04d}/{pid:04d}_c{cam:02d}_{k + 1:03d}.jpg"
-                    shots.append(Shot(rel, pid, cam, kind, k, gray=kind == "nir"))
-                    if part == "train":
-                        index[kind].append((rel, train.index(pid)))
-    files = {
-        "idx/train_vis.txt": "".join(f"{rel} {label}\n" for rel, label in index["rgb"]),
-        "idx/train_nir.txt": "".join(f"{rel} {label}\n" for rel, label in index["nir"]),
-        "idx/test_id.txt": _ids(test) + "\n",
-    }
-    rng = np.random.default_rng([seed, 6])
-    low = frozenset((c, "rgb") for c in cams["rgb"] if rng.random() < 0.6)  # LLCM: low-light visible cameras
-    dirs = tuple(
-        f"{part}_{folder}/cam{c}"
-        for part in ("train", "test")
-        for kind, folder in (("rgb", "vis"), ("nir", "nir"))
-        for c in cams[kind]
-    )
-    return Plan(shots, files, low, dirs)
-
-
-_PLANS = {"sysu": _plan_sysu, "regdb": _plan_regdb, "llcm": _plan_llcm}
 
 
 def generate(
@@ -151,8 +42,8 @@ def generate(
     progress: bool = True,
 ) -> dict:
     """Write the dataset into the empty (or new) folder ``out``; returns what the marker file records."""
-    if layout not in _PLANS:
-        raise ValueError(f"unknown layout {layout!r} (choose from {list(LAYOUTS)})")
+    if layout not in DATASETS:
+        raise ValueError(f"unknown layout {layout!r} (choose from {list(DATASETS)})")
     if identities < 4:
         raise ValueError(f"need at least 4 identities (2 train, 2 test), got {identities}")
     if height < 16 or width < 8:
@@ -161,7 +52,7 @@ def generate(
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: output folder is not empty")
     start = time.perf_counter()
-    plan = _PLANS[layout](identities, seed)
+    plan = DATASETS[layout].plan_synthetic(identities, seed)
     for rel in plan.dirs:
         (out / rel).mkdir(parents=True, exist_ok=True)
     cameras: dict[tuple[int, str], Camera] = {}
