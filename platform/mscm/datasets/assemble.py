@@ -95,6 +95,20 @@ def _ids_text(pids: set[int] | list[int]) -> str:
     return ", ".join(str(p) for p in sorted(pids))
 
 
+def _missing_modality(visible: set[int], infrared: set[int]) -> str:
+    parts = []
+    if visible - infrared:
+        parts.append(f"no infrared images: {_ids_text(visible - infrared)}")
+    if infrared - visible:
+        parts.append(f"no visible images: {_ids_text(infrared - visible)}")
+    return "; ".join(parts)
+
+
+def _listed_without_images(name: str, part: str, listed: set[int] | None, seen: set[int]) -> list[str]:
+    empty = (listed or set()) - seen
+    return [f"{name}: {len(empty)} listed {part} ids have no images at all: {_ids_text(empty)}"] if empty else []
+
+
 def assemble(
     name: str,
     root: Path,
@@ -113,17 +127,9 @@ def assemble(
     vis_ids, ir_ids = by_mod[Modality.VISIBLE], by_mod[Modality.INFRARED]
     usable = vis_ids & ir_ids
     if vis_ids ^ ir_ids:
-        only_v, only_i = vis_ids - ir_ids, ir_ids - vis_ids
-        parts = []
-        if only_v:
-            parts.append(f"no infrared images: {_ids_text(only_v)}")
-        if only_i:
-            parts.append(f"no visible images: {_ids_text(only_i)}")
-        warnings.append(f"{name}: dropped {len(only_v) + len(only_i)} training ids ({'; '.join(parts)})")
-    if expected_train_ids is not None:
-        empty = expected_train_ids - vis_ids - ir_ids
-        if empty:
-            warnings.append(f"{name}: {len(empty)} listed training ids have no images at all: {_ids_text(empty)}")
+        dropped = len(vis_ids ^ ir_ids)
+        warnings.append(f"{name}: dropped {dropped} training ids ({_missing_modality(vis_ids, ir_ids)})")
+    warnings += _listed_without_images(name, "training", expected_train_ids, vis_ids | ir_ids)
     if not usable:
         raise DatasetError(f"{name} at {root}: no training identity has images in both modalities")
     label_of = {pid: i for i, pid in enumerate(sorted(usable))}
@@ -133,16 +139,9 @@ def assemble(
     t_vis = {r.pid for r in test if r.modality is Modality.VISIBLE}
     t_ir = {r.pid for r in test if r.modality is Modality.INFRARED}
     if t_vis ^ t_ir:
-        parts = []
-        if t_vis - t_ir:
-            parts.append(f"no infrared images: {_ids_text(t_vis - t_ir)}")
-        if t_ir - t_vis:
-            parts.append(f"no visible images: {_ids_text(t_ir - t_vis)}")
-        warnings.append(f"{name}: test ids missing a modality ({'; '.join(parts)}); their queries cannot match")
-    if expected_test_ids is not None:
-        empty = expected_test_ids - t_vis - t_ir
-        if empty:
-            warnings.append(f"{name}: {len(empty)} listed test ids have no images at all: {_ids_text(empty)}")
+        missing = _missing_modality(t_vis, t_ir)
+        warnings.append(f"{name}: test ids missing a modality ({missing}); their queries cannot match")
+    warnings += _listed_without_images(name, "test", expected_test_ids, t_vis | t_ir)
     for w in warnings:
         log.warning(w)
     return VIReIDDataset(

@@ -146,39 +146,62 @@ def _score_block(
 ) -> QueryScores:
     """Scores for one block of query rows; ``d`` (c x ng, ranking column order) is modified in place."""
     c, ng = d.shape
-    inf = d.dtype.type(np.inf)
-
     # Removal: removed entries get an infinite distance (kept distances are finite by contract).
     if isinstance(removal, np.ndarray):
-        np.putmask(d, removal, inf)
+        np.putmask(d, removal, d.dtype.type(np.inf))
     elif removal == "sysu":
         rows = np.flatnonzero(q_cams == SYSU_QUERY_CAM)
         if len(rows) and len(gal.sysu_cols):
-            d[np.ix_(rows, gal.sysu_cols)] = inf
+            d[np.ix_(rows, gal.sysu_cols)] = d.dtype.type(np.inf)
+    pk = _positive_distances(d, q_dense, q_cams, gal, removal)
+    if pk is None:
+        z = np.zeros(c, np.int64)
+        nan = np.full(c, np.nan)
+        return QueryScores(np.zeros(c, bool), z, nan, nan.copy(), z.copy(), z.copy(), ng)
+    out, valid, tie = _rank_scores(d, pk, gal)
+    # Rows with exact distance ties: recompute with the stable-sort definition, in gallery order.
+    for r in np.flatnonzero(tie & valid):
+        row = gal.gallery_order(d[r])
+        n, a, i, f, dd = score_row(row, int(q_pids[r]), gal.pids, ~np.isfinite(row))
+        out["num_pos"][r], out["ap"][r], out["inp"][r] = n, a, i
+        out["first_rank"][r], out["dedup_rank"][r] = f, dd
+    return QueryScores(valid=valid, num_gallery=ng, **out)
 
-    # Positives: the query identity's (contiguous) columns, padded with +inf to the block's widest group.
+
+def _positive_distances(
+    d: np.ndarray, q_dense: np.ndarray, q_cams: np.ndarray | None, gal: _Gallery, removal: str | np.ndarray
+) -> np.ndarray | None:
+    """Each row's distances to its identity's (contiguous) columns, ascending, padded with +inf to the
+    block's widest group (removed positives are +inf too); None when no row has a positive."""
+    c, ng = d.shape
+    inf = d.dtype.type(np.inf)
     has = q_dense >= 0
     qd = np.where(has, q_dense, 0)
     cnt = np.where(has, gal.counts[qd], 0)
     maxp = int(cnt.max())
     if maxp == 0:
-        z = np.zeros(c, np.int64)
-        nan = np.full(c, np.nan)
-        return QueryScores(np.zeros(c, bool), z, nan, nan.copy(), z.copy(), z.copy(), ng)
+        return None
     slots = np.arange(maxp)
     inside = slots[None, :] < cnt[:, None]
     gidx = np.minimum(gal.starts[qd][:, None] + slots[None, :], ng - 1)
-    rows = np.arange(c)[:, None]
     if isinstance(removal, str) and removal == "same-camera":
         r, k = np.nonzero(inside & (gal.cams[gidx] == q_cams[:, None]))
         d[r, gidx[r, k]] = inf
-    pk = d[rows, gidx]
+    pk = d[np.arange(c)[:, None], gidx]
     pk[~inside] = inf
     pk.sort(axis=1)
+    return pk
+
+
+def _rank_scores(d: np.ndarray, pk: np.ndarray, gal: _Gallery) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Per-row positives, AP, INP, first and deduplicated rank from the positives' sorted distances
+    ``pk``; returns them with the valid rows and the rows that hold exact distance ties."""
+    c, maxp = pk.shape
+    inf = d.dtype.type(np.inf)
+    slots = np.arange(maxp)
     valid_slot = np.isfinite(pk)
     num_pos = valid_slot.sum(1)
     valid = num_pos > 0
-
     # Boundaries [p0, next(p0), p1, next(p1), ...]: entries below next(p_i) are those at most p_i,
     # so one count gives both "strictly closer" and "tied" per positive.
     bounds = np.stack([pk, np.nextafter(pk, inf)], axis=2).reshape(c, 2 * maxp)
@@ -187,7 +210,6 @@ def _score_block(
     equal = below[:, 1::2] - closer  # entries at exactly positive i's distance (itself included)
     rank = (closer + 1).astype(np.float64)
     tie = ((equal > 1) & valid_slot).any(1) | ((pk[:, 1:] == pk[:, :-1]) & valid_slot[:, 1:]).any(1)
-
     with np.errstate(invalid="ignore", divide="ignore"):
         npos = num_pos.astype(np.float64)
         ap = np.where(valid_slot, (slots + 1.0)[None, :] / rank, 0.0).sum(1) / npos
@@ -200,7 +222,6 @@ def _score_block(
     if len(many):
         sub = d if len(many) == c else d[many]
         dedup[many] = _identities_below(sub, pk[many, 0], gal) + 1
-
     out = {
         "num_pos": num_pos.astype(np.int64),
         "ap": np.where(valid, ap, np.nan),
@@ -208,13 +229,7 @@ def _score_block(
         "first_rank": np.where(valid, first + 1, 0).astype(np.int64),
         "dedup_rank": np.where(valid, dedup, 0).astype(np.int64),
     }
-    # Rows with exact distance ties: recompute with the stable-sort definition, in gallery order.
-    for r in np.flatnonzero(tie & valid):
-        row = gal.gallery_order(d[r])
-        n, a, i, f, dd = score_row(row, int(q_pids[r]), gal.pids, ~np.isfinite(row))
-        out["num_pos"][r], out["ap"][r], out["inp"][r] = n, a, i
-        out["first_rank"][r], out["dedup_rank"][r] = f, dd
-    return QueryScores(valid=valid, num_gallery=ng, **out)
+    return out, valid, tie
 
 
 def _count_below(d: np.ndarray, bounds: np.ndarray) -> np.ndarray:

@@ -36,6 +36,22 @@ def _pids_cams(records: list) -> tuple[np.ndarray, np.ndarray]:
     return pids, cams
 
 
+def _check_features(name: str, query: torch.Tensor, gallery: torch.Tensor, pool: Candidates) -> None:
+    for part, feats, idx in (("query", query, pool.query), ("gallery", gallery, pool.gallery)):
+        if feats.ndim != 2 or feats.shape[0] != len(idx):
+            raise ValueError(
+                f"{part} features must have one row per {name} {part} candidate ({len(idx)}), "
+                f"got shape {tuple(feats.shape)}"
+            )
+
+
+def _row_of(n: int, indices: np.ndarray) -> np.ndarray:
+    """Each record's row among the candidates' features, -1 for records that are not candidates."""
+    row = np.full(n, -1, dtype=np.int64)
+    row[indices] = np.arange(len(indices))
+    return row
+
+
 def evaluate_protocol(
     protocol: str,
     dataset: VIReIDDataset,
@@ -63,20 +79,9 @@ def evaluate_protocol(
     spec = get_protocol(protocol)
     check_dataset(spec, dataset)
     pool = pool or candidates(spec, dataset)
-    for name, feats, idx in (("query", query_features, pool.query), ("gallery", gallery_features, pool.gallery)):
-        if feats.ndim != 2 or feats.shape[0] != len(idx):
-            raise ValueError(
-                f"{name} features must have one row per {spec.name} {name} candidate ({len(idx)}), "
-                f"got shape {tuple(feats.shape)}"
-            )
-    q_records = records_of(dataset, spec.query_modality)
-    g_records = records_of(dataset, spec.gallery_modality)
-    q_info, g_info = _pids_cams(q_records), _pids_cams(g_records)
-    g_row = np.full(len(g_records), -1, dtype=np.int64)
-    g_row[pool.gallery] = np.arange(len(pool.gallery))
-    q_row = np.full(len(q_records), -1, dtype=np.int64)
-    q_row[pool.query] = np.arange(len(pool.query))
-
+    _check_features(spec.name, query_features, gallery_features, pool)
+    q_records, g_records = records_of(dataset, spec.query_modality), records_of(dataset, spec.gallery_modality)
+    q_row, g_row = _row_of(len(q_records), pool.query), _row_of(len(g_records), pool.gallery)
     folders = GalleryFolders(g_records, spec.gallery_cams) if spec.drawn_gallery else None
     splits = [trial_split(spec, dataset, t, gallery_mode, pool, folders) for t in trial_ids(spec, trials)]
     scores = _score_splits(
@@ -85,8 +90,8 @@ def evaluate_protocol(
         gallery_features,
         q_row,
         g_row,
-        q_info,
-        g_info,
+        _pids_cams(q_records),
+        _pids_cams(g_records),
         spec.removal,
         memory_budget,
         progress,

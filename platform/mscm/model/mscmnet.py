@@ -60,45 +60,8 @@ class MSCMNet(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
         set_first_stride(self.layer4, cfg.last_stride)
 
-        self.non_local = nn.ModuleDict()
-        if cfg.non_local:
-            default2, default3 = DEFAULT_NON_LOCAL[cfg.backbone]
-            for name, chosen, default in (
-                ("layer2", cfg.non_local_layer2, default2),
-                ("layer3", cfg.non_local_layer3, default3),
-            ):
-                stage = getattr(self, name)
-                indices = tuple(default if chosen is None else chosen)
-                check_non_local_indices(name, indices, len(stage), cfg.backbone)
-                self.non_local[name] = nn.ModuleDict({str(i): NonLocal(out_channels(stage)) for i in sorted(indices)})
-
-        self.mimb: MIMB | None = None
-        if cfg.mimb_scales > 0:
-            if height % LAYER3_STRIDE or width % LAYER3_STRIDE:
-                raise ValueError(f"the MIMB needs an input size divisible by {LAYER3_STRIDE}, got {height}x{width}")
-            c3 = out_channels(self.layer3)
-            if c3 % cfg.alb_reduction:
-                raise ValueError(f"model.alb_reduction={cfg.alb_reduction} does not divide layer3's {c3} channels")
-            embed = (height // LAYER3_STRIDE) * (width // LAYER3_STRIDE)
-            if embed % cfg.alb_heads:
-                raise ValueError(
-                    f"model.alb_heads={cfg.alb_heads} does not divide the ALB embedding "
-                    f"(H/16)*(W/16) = {embed} for {height}x{width}"
-                )
-            self.mimb = MIMB(
-                cfg.mimb_scales,
-                channels=c3,
-                tap_channels={
-                    "stem": self.stems[0].out_channels,
-                    "layer1": out_channels(self.layer1),
-                    "layer2": out_channels(self.layer2),
-                },
-                tokens=c3 // cfg.alb_reduction,
-                embed=embed,
-                heads=cfg.alb_heads,
-                mlp_ratio=cfg.alb_mlp_ratio,
-                value_injection=cfg.alb_value_injection,
-            )
+        self.non_local = self._build_non_local(cfg)
+        self.mimb: MIMB | None = self._build_mimb(cfg, height, width) if cfg.mimb_scales > 0 else None
 
         self.feature_dim = out_channels(self.layer4)
         self.bottleneck = BNNeck(self.feature_dim)
@@ -108,6 +71,49 @@ class MSCMNet(nn.Module):
         if cfg.pretrained:
             state = read_resnet_state(cfg.pretrained, cfg.backbone)
             load_into(self.stems, {name: getattr(self, name) for name in TRUNK}, state)
+
+    def _build_non_local(self, cfg: ModelConfig) -> nn.ModuleDict:
+        """Non-local blocks after the chosen blocks of layer2 and layer3, keyed by stage and block index."""
+        out = nn.ModuleDict()
+        if not cfg.non_local:
+            return out
+        default2, default3 = DEFAULT_NON_LOCAL[cfg.backbone]
+        for name, chosen, default in (
+            ("layer2", cfg.non_local_layer2, default2),
+            ("layer3", cfg.non_local_layer3, default3),
+        ):
+            stage = getattr(self, name)
+            indices = tuple(default if chosen is None else chosen)
+            check_non_local_indices(name, indices, len(stage), cfg.backbone)
+            out[name] = nn.ModuleDict({str(i): NonLocal(out_channels(stage)) for i in sorted(indices)})
+        return out
+
+    def _build_mimb(self, cfg: ModelConfig, height: int, width: int) -> MIMB:
+        if height % LAYER3_STRIDE or width % LAYER3_STRIDE:
+            raise ValueError(f"the MIMB needs an input size divisible by {LAYER3_STRIDE}, got {height}x{width}")
+        c3 = out_channels(self.layer3)
+        if c3 % cfg.alb_reduction:
+            raise ValueError(f"model.alb_reduction={cfg.alb_reduction} does not divide layer3's {c3} channels")
+        embed = (height // LAYER3_STRIDE) * (width // LAYER3_STRIDE)
+        if embed % cfg.alb_heads:
+            raise ValueError(
+                f"model.alb_heads={cfg.alb_heads} does not divide the ALB embedding "
+                f"(H/16)*(W/16) = {embed} for {height}x{width}"
+            )
+        return MIMB(
+            cfg.mimb_scales,
+            channels=c3,
+            tap_channels={
+                "stem": self.stems[0].out_channels,
+                "layer1": out_channels(self.layer1),
+                "layer2": out_channels(self.layer2),
+            },
+            tokens=c3 // cfg.alb_reduction,
+            embed=embed,
+            heads=cfg.alb_heads,
+            mlp_ratio=cfg.alb_mlp_ratio,
+            value_injection=cfg.alb_value_injection,
+        )
 
     # -- forward paths ------------------------------------------------------------------------
     def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:

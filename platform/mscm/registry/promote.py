@@ -237,17 +237,43 @@ def load_champion(client, name: str, dataset: str, scratch: Path, device: str = 
 def _register(
     client, outcome: PromotionOutcome, ckpt: Path, sha: str, cfg: RunConfig, payload: dict, data: EvalData
 ) -> None:
-    from ..config import dump_yaml
-    from ..tracking.mlflow_run import RunLogger
-    from ..tracking.model_logging import log_embedding_model
-    from .provenance import code_version
+    """A promotion run under the search (checkpoint, config, evaluations, the model, the decision), then
+    the model version from the model it logged, with its alias."""
+    run = _promotion_run(client, outcome.candidate, sha)
+    status = "FAILED"
+    try:
+        with tempfile.TemporaryDirectory(prefix="mscm-register-") as tmp:
+            model_uri, record, description = _log_promotion(
+                run, client, outcome, ckpt, sha, cfg, payload, data, Path(tmp)
+            )
+        _ensure_registered_model(client, outcome.registered_model)
+        mv = client.create_model_version(
+            outcome.registered_model,
+            source=model_uri,
+            run_id=run.run_id,
+            tags=version_tags(record),
+            description=description,
+            model_id=model_uri.split("/", 1)[1] if model_uri.startswith("models:/") else None,
+        )
+        outcome.version = str(mv.version)
+        outcome.promotion_run_id = run.run_id
+        alias = ALIAS_CHAMPION if outcome.action == "champion" else ALIAS_CHALLENGER
+        client.set_registered_model_alias(outcome.registered_model, alias, mv.version)
+        run.set_tags(
+            {"mscm.registered_model": outcome.registered_model, "mscm.version": mv.version, "mscm.alias": alias}
+        )
+        status = "FINISHED"
+    finally:
+        run.end(status)
 
-    choice, name = outcome.candidate, outcome.registered_model
+
+def _promotion_run(client, choice, sha: str):
+    from ..tracking.mlflow_run import RunLogger
+
     search = choice.search
-    experiment = client.get_experiment(search.experiment_id).name
-    run = RunLogger(
+    return RunLogger(
         client.tracking_uri,
-        experiment,
+        client.get_experiment(search.experiment_id).name,
         run_name=f"promote-{choice.trial_id}",
         parent_run_id=search.run_id,
         tags={
@@ -258,75 +284,60 @@ def _register(
             TAG_CHECKPOINT_SHA: sha,
         },
     )
-    status = "FAILED"
-    try:
-        with tempfile.TemporaryDirectory(prefix="mscm-register-") as tmp:
-            tmp = Path(tmp)
-            for f in checkpoint_files(ckpt):
-                run.log_artifact(f, "checkpoint")
-            run.client.log_text(run.run_id, dump_yaml(cfg), "config/run.yaml")
-            for who, results in (("candidate", outcome.candidate_results), ("champion", outcome.champion_results)):
-                for protocol, r in (results or {}).items():
-                    r.save(tmp / who / f"{protocol}.json")
-                    run.log_metrics(r.summary(prefix=f"{who}/{protocol}/"), step=0)
-                if results:
-                    run.log_artifacts(tmp / who, f"evaluation/{who}")
-            model_uri = log_embedding_model(client.tracking_uri, run.run_id, ckpt)
-            model_sha = tree_sha256(download(model_uri, tmp / "model", client.tracking_uri, "the model just logged"))
-            record = VersionRecord(
-                registered_model=name,
-                choice=choice,
-                cfg=cfg,
-                epoch=int(payload.get("epoch", 0)),
-                checkpoint_sha256=sha,
-                checkpoint_uri=f"runs:/{run.run_id}/checkpoint",
-                model_sha256=model_sha,
-                results=outcome.candidate_results or {},
-                champion_version=outcome.champion_version,
-                champion_results=outcome.champion_results,
-                decision=outcome.action,
-                reason=outcome.reason,
-                data_fingerprint=data.fingerprint,
-                data_summary=data.dataset.summary(),
-                code_version=code_version(),
-                promotion_run_id=run.run_id,
-            )
-            description = version_description(record)
-            run.client.log_text(run.run_id, description, "promotion.md")
-            run.client.log_text(
-                run.run_id,
-                json.dumps(
-                    {
-                        "action": outcome.action,
-                        "reason": outcome.reason,
-                        "registered_model": name,
-                        "champion_version": outcome.champion_version,
-                        "trial_id": choice.trial_id,
-                        "source_run_id": choice.run_id,
-                        "checkpoint_sha256": sha,
-                    },
-                    indent=2,
-                ),
-                "decision.json",
-            )
-        _ensure_registered_model(client, name)
-        model_id = model_uri.split("/", 1)[1] if model_uri.startswith("models:/") else None
-        mv = client.create_model_version(
-            name,
-            source=model_uri,
-            run_id=run.run_id,
-            tags=version_tags(record),
-            description=description,
-            model_id=model_id,
-        )
-        outcome.version = str(mv.version)
-        outcome.promotion_run_id = run.run_id
-        alias = ALIAS_CHAMPION if outcome.action == "champion" else ALIAS_CHALLENGER
-        client.set_registered_model_alias(name, alias, mv.version)
-        run.set_tags({"mscm.registered_model": name, "mscm.version": mv.version, "mscm.alias": alias})
-        status = "FINISHED"
-    finally:
-        run.end(status)
+
+
+def _log_promotion(run, client, outcome, ckpt, sha, cfg, payload, data, tmp: Path):
+    """The promotion run's files and metrics; returns the logged model's URI, the version record and its
+    description."""
+    from ..config import dump_yaml
+    from ..tracking.model_logging import log_embedding_model
+    from .provenance import code_version
+
+    for f in checkpoint_files(ckpt):
+        run.log_artifact(f, "checkpoint")
+    run.client.log_text(run.run_id, dump_yaml(cfg), "config/run.yaml")
+    for who, results in (("candidate", outcome.candidate_results), ("champion", outcome.champion_results)):
+        for protocol, r in (results or {}).items():
+            r.save(tmp / who / f"{protocol}.json")
+            run.log_metrics(r.summary(prefix=f"{who}/{protocol}/"), step=0)
+        if results:
+            run.log_artifacts(tmp / who, f"evaluation/{who}")
+    model_uri = log_embedding_model(client.tracking_uri, run.run_id, ckpt)
+    model_sha = tree_sha256(download(model_uri, tmp / "model", client.tracking_uri, "the model just logged"))
+    record = VersionRecord(
+        registered_model=outcome.registered_model,
+        choice=outcome.candidate,
+        cfg=cfg,
+        epoch=int(payload.get("epoch", 0)),
+        checkpoint_sha256=sha,
+        checkpoint_uri=f"runs:/{run.run_id}/checkpoint",
+        model_sha256=model_sha,
+        results=outcome.candidate_results or {},
+        champion_version=outcome.champion_version,
+        champion_results=outcome.champion_results,
+        decision=outcome.action,
+        reason=outcome.reason,
+        data_fingerprint=data.fingerprint,
+        data_summary=data.dataset.summary(),
+        code_version=code_version(),
+        promotion_run_id=run.run_id,
+    )
+    description = version_description(record)
+    run.client.log_text(run.run_id, description, "promotion.md")
+    run.client.log_text(run.run_id, json.dumps(_decision(outcome, sha), indent=2), "decision.json")
+    return model_uri, record, description
+
+
+def _decision(outcome: PromotionOutcome, sha: str) -> dict:
+    return {
+        "action": outcome.action,
+        "reason": outcome.reason,
+        "registered_model": outcome.registered_model,
+        "champion_version": outcome.champion_version,
+        "trial_id": outcome.candidate.trial_id,
+        "source_run_id": outcome.candidate.run_id,
+        "checkpoint_sha256": sha,
+    }
 
 
 def _ensure_registered_model(client, name: str) -> None:

@@ -139,36 +139,15 @@ class Engine:
         gen.manual_seed((cfg.train.seed * 1_000_003 + epoch * 1_009 + self.rank) % 2**63)
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
-        seen = 0
-        views_seen = 0
+        seen = views_seen = 0
         start = time.perf_counter()
         for step, (vis, ir, labels) in enumerate(self.loader):
             if self.first_step_wall is None:
                 self.first_step_wall = time.time()
-            vis = vis.to(self.device, non_blocking=True)
-            ir = ir.to(self.device, non_blocking=True)
-            labels = labels.to(self.device, non_blocking=True)
-            views = [v.contiguous(memory_format=self.memory_format) for v in self.augment(vis, ir, gen)]
-            targets = labels.repeat(len(views))
-            with torch.autocast(
-                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-            ):
-                out = self.model(*views)
-            terms = self.criterion(out, targets)
-            loss = terms["total"]
-            if not self._all_finite(loss):
-                detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                raise NonFiniteLossError(f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {detail}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.train.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            terms, logits, targets = self._train_step(vis, ir, labels, gen, step)
             for k, v in terms.items():
                 sums[k] = sums.get(k, torch.zeros((), device=self.device)) + v.detach().float()
-            correct += (out.logits.detach().argmax(1) == targets).sum()
+            correct += (logits.detach().argmax(1) == targets).sum()
             seen += 1
             views_seen += targets.numel()
         if self.on_gpu:
@@ -177,19 +156,50 @@ class Engine:
         lrs = {f"lr/{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
         self.scheduler.step()
         self.epoch += 1
-        stats = torch.stack(
-            [*(sums[k] for k in sorted(sums)), correct, torch.tensor(float(views_seen), device=self.device)]
-        )
-        if self.world_size > 1 and dist.is_initialized():
-            dist.all_reduce(stats)
-            stats /= self.world_size
-        keys = sorted(sums)
-        metrics = {f"loss/{k}": float(stats[i]) / max(seen, 1) for i, k in enumerate(keys)}
-        metrics["train/accuracy"] = float(stats[len(keys)] / max(float(stats[len(keys) + 1]), 1.0))
+        metrics = self._epoch_means(sums, correct, seen, views_seen)
         metrics.update(lrs)
         metrics["perf/epoch_time_s"] = elapsed
         metrics["perf/images_per_s"] = views_seen / elapsed if elapsed > 0 else 0.0  # per worker, trunk images
         metrics["perf/steps"] = seen
+        return metrics
+
+    def _train_step(self, vis, ir, labels, gen: torch.Generator, step: int):
+        """Augment, forward, loss, backward and optimiser step on one batch; returns (terms, logits, targets)."""
+        cfg = self.cfg
+        vis = vis.to(self.device, non_blocking=True)
+        ir = ir.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        views = [v.contiguous(memory_format=self.memory_format) for v in self.augment(vis, ir, gen)]
+        targets = labels.repeat(len(views))
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
+            out = self.model(*views)
+        terms = self.criterion(out, targets)
+        loss = terms["total"]
+        if not self._all_finite(loss):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            raise NonFiniteLossError(f"non-finite loss at epoch {self.epoch + 1}, step {step + 1}: {detail}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return terms, out.logits, targets
+
+    def _epoch_means(
+        self, sums: dict[str, torch.Tensor], correct: torch.Tensor, seen: int, views_seen: int
+    ) -> dict[str, float]:
+        """Loss-term means and training accuracy, averaged over the ranks (one all-reduce)."""
+        keys = sorted(sums)
+        stats = torch.stack([*(sums[k] for k in keys), correct, torch.tensor(float(views_seen), device=self.device)])
+        if self.world_size > 1 and dist.is_initialized():
+            dist.all_reduce(stats)
+            stats /= self.world_size
+        metrics = {f"loss/{k}": float(stats[i]) / max(seen, 1) for i, k in enumerate(keys)}
+        metrics["train/accuracy"] = float(stats[len(keys)] / max(float(stats[len(keys) + 1]), 1.0))
         return metrics
 
     # -- evaluation -------------------------------------------------------------------------

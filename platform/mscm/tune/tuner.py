@@ -122,17 +122,38 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
     )
 
 
-def run_search(opts: SearchOptions) -> SearchOutcome:
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything a search needs, worked out and checked before Ray starts."""
+
+    opts: SearchOptions
+    space: Any  # mscm.tune.space.SearchSpace
+    base: RunConfig  # the trials' base config, with the resolved stores
+    name: str
+    trials: int
+    tracking_uri: str
+    optuna_url: str
+    storage_path: str
+    dataset: Any  # mscm.tracking.datasets.DatasetInput of the data the trials select on
+
+    @property
+    def epochs(self) -> int:
+        return self.base.schedule.epochs
+
+    @property
+    def experiment_path(self) -> str:
+        return os.path.join(self.storage_path, self.name)
+
+
+def plan_search(opts: SearchOptions) -> SearchPlan:
+    """Load and validate the space, resolve names and stores, and preflight the dataset and stores."""
     from ..preflight import preflight_run
+    from ..tracking.datasets import describe_dataset
     from ..tracking.mlflow_run import resolve_tracking_uri
-    from ..tracking.ui import ui_command
     from .space_loader import load_search_space
 
     space = load_search_space(opts.space)
     base = _base_config(space, opts)
-    budget = space.budget
-    trials = opts.trials or budget.trials
-    epochs = base.schedule.epochs
     name = opts.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     tracking_uri = resolve_tracking_uri(base.tracking.tracking_uri)
     optuna_url = opts.optuna_url or default_optuna_url()
@@ -142,128 +163,156 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         {"tracking.tracking_uri": tracking_uri, "train.storage_path": storage_path},
         source="resolved search defaults",
     )
-    experiment_path = os.path.join(storage_path, name)
-    if opts.resume and not os.path.isdir(experiment_path):
-        raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
+    if opts.resume and not os.path.isdir(os.path.join(storage_path, name)):
+        raise UsageError(f"--resume: no search {name!r} to continue at {os.path.join(storage_path, name)}")
     report = preflight_run(base, storage_path=storage_path, tracking_uri=tracking_uri, optuna_url=optuna_url)
-    from ..tracking.datasets import describe_dataset
-
     dataset = describe_dataset(report.dataset.dataset, base.data.val_identities)
+    trials = opts.trials or space.budget.trials
+    return SearchPlan(opts, space, base, name, trials, tracking_uri, optuna_url, storage_path, dataset)
 
+
+def run_search(opts: SearchOptions) -> SearchOutcome:
+    """Plan, build (a fresh search's searcher and scheduler; a resumed one only restores), run, summarise."""
     import optuna
     import ray.tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
-    from .console import ProgressLines, quiet_tune_output
-    from .tracking import MlflowTrialLogger
-    from .warmstart import warm_start_study
+    from ..tracking.ui import ui_command
+    from .console import quiet_tune_output
 
-    if opts.resume and not ray.tune.Tuner.can_restore(experiment_path):
-        raise UsageError(f"--resume: no search {name!r} to continue at {experiment_path}")
-
+    plan = plan_search(opts)
+    if opts.resume and not ray.tune.Tuner.can_restore(plan.experiment_path):
+        raise UsageError(f"--resume: no search {plan.name!r} to continue at {plan.experiment_path}")
     resources = init_ray(opts.address)
     # On a launcher cluster size concurrency from what the autoscaler can add, not what is up now.
     capacity = autoscaling_capacity() or resources
-    concurrent = concurrency_for(base, capacity, opts.max_concurrent or budget.max_concurrent_trials)
-    print(f"search {name}: space {space.source}, {trials} trials x {epochs} epochs, {concurrent} at a time")
-    print(f"MLflow UI and Optuna dashboard: {ui_command(tracking_uri, optuna_url)}")
-
-    storage = optuna.storages.RDBStorage(_ensure_sqlite_dir(optuna_url))
-    extra = {
-        "search.space": space.source,
-        "search.study": name,
-        "search.trials": trials,
-        "search.concurrent": concurrent,
-    }
-    if opts.warm_start and not opts.resume:  # a resumed search's study already holds the copies
-        warm = warm_start_study(storage, opts.warm_start, name, space)  # before any MLflow write
-        print(warm.describe())
-        extra.update({"search.warm_start": opts.warm_start, "search.warm_start_trials": warm.copied})
-    parent = _parent_run(tracking_uri, base.tracking.experiment, name, opts.resume)
-    if not opts.resume:
-        parent.log_config(base, extra_params=extra)
-        parent.log_dataset(dataset)
-        parent.log_artifact(space.source, "search_space")
-
-    metric, mode = space.metric, space.mode  # lists for a multi-objective search
-    searcher = OptunaSearch(
-        space.define_by_run,
-        metric=metric,
-        mode=mode,
-        sampler=space.make_sampler(),
-        storage=storage,
-        study_name=name,
+    concurrent = concurrency_for(plan.base, capacity, opts.max_concurrent or plan.space.budget.max_concurrent_trials)
+    print(
+        f"search {plan.name}: space {plan.space.source}, {plan.trials} trials x {plan.epochs} epochs, "
+        f"{concurrent} at a time"
     )
-    if budget.scheduler == "asha" and not space.multi_objective:
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric=metric,
-            mode=mode,
-            max_t=epochs,
-            grace_period=min(budget.grace_period, epochs),
-            reduction_factor=budget.reduction_factor,
-            stop_last_trials=False,  # let trials that reach max_t end on their own (docs/stack.md P7)
-        )
-    else:
-        scheduler = FIFOScheduler()
-    base_dict = to_dict(base)  # out of param_space: Tune's tables and the study hold sampled values only
-    trainable = ray.tune.with_resources(
-        ray.tune.with_parameters(train_driver, base=base_dict, log_level="INFO" if opts.verbose else "WARNING"),
-        {DRIVER_RESOURCE: DRIVER_SLIVER},
+    print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
+    storage = optuna.storages.RDBStorage(plan.optuna_url)
+    parent = _open_parent(plan, storage, concurrent)
+    trainable = _trainable(plan)
+    tuner = (
+        ray.tune.Tuner.restore(plan.experiment_path, trainable, resume_unfinished=True, resume_errored=False)
+        if opts.resume  # the callbacks pickled in the experiment state reconnect to MLflow lazily
+        else _new_tuner(plan, storage, concurrent, trainable, parent.run_id)
     )
-    callbacks = [
-        MlflowTrialLogger(
-            tracking_uri,
-            base.tracking.experiment,
-            parent.run_id,
-            epochs,
-            base=base_dict,
-            dataset=dataset,
-            log_models=opts.log_models,
-            order=tuple(p.key for p in space.parameters),
-        )
-    ]
-    if not opts.verbose:
-        callbacks.append(ProgressLines(epochs))
-    run_config = ray.tune.RunConfig(
-        name=name,
-        storage_path=storage_path,
-        callbacks=callbacks,
-        # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
-        # already retried inside the trial by Ray Train from its latest checkpoint.
-        failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
-        verbose=1 if opts.verbose else 0,
-    )
-    if opts.resume:
-        tuner = ray.tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=False)
-        # restore() reloads the callbacks pickled in the experiment state; ours reconnect to MLflow lazily.
-    else:
-        tuner = ray.tune.Tuner(
-            trainable,
-            tune_config=ray.tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=trials,
-                max_concurrent_trials=concurrent,
-                time_budget_s=opts.time_budget_s or budget.time_budget_s,
-            ),
-            run_config=run_config,
-        )
     status = "FAILED"
     try:
         with quiet_tune_output(not opts.verbose):
             results = tuner.fit()
-        _close_orphans(tracking_uri, parent, results, storage, name)
-        outcome = _summarise(
-            results, name, parent, tracking_uri, optuna_url, experiment_path, metric, base.eval.selection_metric
-        )
+        _close_orphans(plan.tracking_uri, parent, results, storage, plan.name)
+        outcome = _summarise(results, plan, parent)
         _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
         return outcome
     finally:
         parent.end(status)
-        print(f"MLflow UI and Optuna dashboard: {ui_command(tracking_uri, optuna_url)}")
+        print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
+
+
+def _open_parent(plan: SearchPlan, storage, concurrent: int):
+    """The search's parent run: created (with its config, dataset and space) or, on resume, reopened.
+    A warm start copies the earlier study's trials first, before any MLflow write."""
+    from .warmstart import warm_start_study
+
+    opts = plan.opts
+    extra = {
+        "search.space": plan.space.source,
+        "search.study": plan.name,
+        "search.trials": plan.trials,
+        "search.concurrent": concurrent,
+    }
+    if opts.warm_start and not opts.resume:  # a resumed search's study already holds the copies
+        warm = warm_start_study(storage, opts.warm_start, plan.name, plan.space)
+        print(warm.describe())
+        extra.update({"search.warm_start": opts.warm_start, "search.warm_start_trials": warm.copied})
+    parent = _parent_run(plan.tracking_uri, plan.base.tracking.experiment, plan.name, opts.resume)
+    if not opts.resume:
+        parent.log_config(plan.base, extra_params=extra)
+        parent.log_dataset(plan.dataset)
+        parent.log_artifact(plan.space.source, "search_space")
+    return parent
+
+
+def _trainable(plan: SearchPlan):
+    import ray.tune
+
+    return ray.tune.with_resources(
+        ray.tune.with_parameters(
+            train_driver, base=to_dict(plan.base), log_level="INFO" if plan.opts.verbose else "WARNING"
+        ),
+        {DRIVER_RESOURCE: DRIVER_SLIVER},
+    )
+
+
+def _new_tuner(plan: SearchPlan, storage, concurrent: int, trainable, parent_run_id: str):
+    """A fresh search: OptunaSearch over the space, ASHA (or FIFO), and the trial callbacks."""
+    import ray.tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = plan.space
+    searcher = OptunaSearch(
+        space.define_by_run,
+        metric=space.metric,  # lists for a multi-objective search
+        mode=space.mode,
+        sampler=space.make_sampler(),
+        storage=storage,
+        study_name=plan.name,
+    )
+    run_config = ray.tune.RunConfig(
+        name=plan.name,
+        storage_path=plan.storage_path,
+        callbacks=_callbacks(plan, parent_run_id),
+        # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
+        # already retried inside the trial by Ray Train from its latest checkpoint.
+        failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
+        verbose=1 if plan.opts.verbose else 0,
+    )
+    tune_config = ray.tune.TuneConfig(
+        search_alg=searcher,
+        scheduler=_scheduler(plan),
+        num_samples=plan.trials,
+        max_concurrent_trials=concurrent,
+        time_budget_s=plan.opts.time_budget_s or space.budget.time_budget_s,
+    )
+    return ray.tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def _scheduler(plan: SearchPlan):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    space, budget = plan.space, plan.space.budget
+    if budget.scheduler != "asha" or space.multi_objective:
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=space.metric,
+        mode=space.mode,
+        max_t=plan.epochs,
+        grace_period=min(budget.grace_period, plan.epochs),
+        reduction_factor=budget.reduction_factor,
+        stop_last_trials=False,  # let trials that reach max_t end on their own (docs/stack.md P7)
+    )
+
+
+def _callbacks(plan: SearchPlan, parent_run_id: str) -> list:
+    from .console import ProgressLines
+    from .tracking import MlflowTrialLogger
+
+    logger = MlflowTrialLogger(
+        plan.tracking_uri,
+        plan.base.tracking.experiment,
+        parent_run_id,
+        plan.epochs,
+        base=to_dict(plan.base),
+        dataset=plan.dataset,
+        log_models=plan.opts.log_models,
+        order=tuple(p.key for p in plan.space.parameters),
+    )
+    return [logger] if plan.opts.verbose else [logger, ProgressLines(plan.epochs)]
 
 
 def _raise_if_every_trial_failed_on_input(results) -> None:
@@ -300,35 +349,27 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
-def _ensure_sqlite_dir(url: str) -> str:
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    return url
-
-
-def _summarise(
-    results, name, parent, tracking_uri, optuna_url, experiment_path, metric, selection_metric: str
-) -> SearchOutcome:
+def _summarise(results, plan: SearchPlan, parent) -> SearchOutcome:
     """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
     from ..tracking.metrics import search_summary
     from ..tracking.trials import SearchRef, trial_statuses
 
     client = parent.client  # the RunLogger's, on the same store
-    search = SearchRef(name, parent.run_id, parent.experiment_id)
-    summary, best_metrics = _best_summary(client, search, selection_metric)
-    single = isinstance(metric, str)
-    pareto = _log_search_files(parent, results, summary, optuna_url, name, metric)
+    search = SearchRef(plan.name, parent.run_id, parent.experiment_id)
+    summary, best_metrics = _best_summary(client, search, plan.base.eval.selection_metric)
+    metric = plan.space.metric
+    pareto = _log_search_files(parent, results, summary, plan.optuna_url, plan.name, metric)
     parent.log_metrics(search_summary(best_metrics, trial_statuses(client, search)), step=0)
-    tags = {} if single else {"pareto_trials": len(pareto)}
+    tags = {} if isinstance(metric, str) else {"pareto_trials": len(pareto)}
     if summary.get("trial_id"):
         tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary["run_id"]})
     parent.set_tags(tags)
     return SearchOutcome(
-        name,
-        experiment_path,
+        plan.name,
+        plan.experiment_path,
         parent.run_id,
-        tracking_uri,
-        optuna_url,
+        plan.tracking_uri,
+        plan.optuna_url,
         summary.get("trial_id"),
         summary.get("metrics", {}),
         summary.get("checkpoint"),
@@ -406,4 +447,4 @@ def _best_summary(client, search, selection_metric: str) -> tuple[dict[str, Any]
     }, dict(run.data.metrics)
 
 
-__all__ = ["SearchOptions", "SearchOutcome", "run_search", "concurrency_for"]
+__all__ = ["SearchOptions", "SearchOutcome", "SearchPlan", "concurrency_for", "plan_search", "run_search"]

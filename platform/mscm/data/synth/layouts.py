@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ...datasets import DATASETS
 from ...datasets.errors import DatasetError
-from ...datasets.synthetic import Shot
+from ...datasets.synthetic import Plan, Shot
 from ..fsutil import file_lock, publish_dir, temp_sibling
 from .appearance import sample_identity
 from .render import KINDS, Camera, render, sample_camera
@@ -55,6 +55,29 @@ def generate(
     plan = DATASETS[layout].plan_synthetic(identities, seed)
     for rel in plan.dirs:
         (out / rel).mkdir(parents=True, exist_ok=True)
+    _render_shots(plan, out, seed, height, width, style, progress, layout)
+    for rel, text in plan.text_files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    info = {
+        "layout": layout,
+        "identities": identities,
+        "seed": seed,
+        "height": height,
+        "width": width,
+        "style": style.as_dict(),
+        "images": len(plan.shots),
+        "version": GENERATOR_VERSION,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    (out / MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def _render_shots(
+    plan: Plan, out: Path, seed: int, height: int, width: int, style: Style, progress: bool, layout: str
+) -> None:
+    """Every image of the plan, each from its own seeded generator (so the files do not depend on order)."""
     cameras: dict[tuple[int, str], Camera] = {}
     by_pid: dict[int, list[Shot]] = {}
     for shot in plan.shots:
@@ -77,22 +100,6 @@ def generate(
             path = out / shot.rel
             path.parent.mkdir(parents=True, exist_ok=True)
             img.save(path, quality=90) if path.suffix == ".jpg" else img.save(path)
-    for rel, text in plan.text_files.items():
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_text(text)
-    info = {
-        "layout": layout,
-        "identities": identities,
-        "seed": seed,
-        "height": height,
-        "width": width,
-        "style": style.as_dict(),
-        "images": len(plan.shots),
-        "version": GENERATOR_VERSION,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    (out / MARKER).write_text(json.dumps(info, indent=1) + "\n")
-    return info
 
 
 def read_marker(root: str | Path) -> dict | None:

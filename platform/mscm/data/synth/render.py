@@ -83,6 +83,19 @@ def _pattern(kind: str, pu: np.ndarray, pv: np.ndarray, period: float, phase: fl
     return np.zeros(pu.shape, bool)
 
 
+@dataclass(frozen=True)
+class _Pose:
+    """One image's pose of a person: the view, which side faces the camera, and the limbs' swing."""
+
+    view: str
+    side: int
+    wf: float  # width factor: a side view is narrower
+    stride: float
+    swing: float
+    neck_v: float
+    head_c: float
+
+
 def _person(
     ident: Identity, u: np.ndarray, v: np.ndarray, rng: np.random.Generator, variation: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -92,14 +105,25 @@ def _person(
     wf = 0.62 if view == "side" else 1.0  # side view: narrower body
     stride = rng.uniform(0.0, 0.09) * variation
     swing = rng.uniform(-0.06, 0.06) * variation
+    pose = _Pose(view, side, wf, stride, swing, 2 * ident.head_r + 0.015, ident.head_r + 0.005)
     m = np.zeros(u.shape, np.int8)
-    hr, wv = ident.head_r, ident.waist_v
-    neck_v = 2 * hr + 0.015
-    head_c = hr + 0.005
+    _legs(m, ident, u, v, pose)
+    _arms(m, ident, u, v, pose)
+    _torso_and_head(m, ident, u, v, pose)
+    _bag(m, ident, u, v, pose)
+    # patterns: the second colour of the upper and lower garment
+    pu, front = u / wf, view == "front"
+    upper = _pattern(ident.upper_pattern, pu, v - pose.neck_v, ident.upper_period, ident.upper_phase, front)
+    m[(m == UPPER) & upper] = UPPER2
+    m[(m == LOWER) & _pattern(ident.lower_pattern, pu, v - ident.waist_v, ident.lower_period, 0.0, front)] = LOWER2
+    return m, np.abs(u) / (ident.shoulder * wf + 0.02)
 
-    # legs (each tapering), lower garment and shoes
+
+def _legs(m: np.ndarray, ident: Identity, u: np.ndarray, v: np.ndarray, pose: _Pose) -> None:
+    """Legs (each tapering), lower garment and shoes."""
+    wv, stride, wf, side = ident.waist_v, pose.stride, pose.wf, pose.side
     t = np.clip((v - wv) / (1 - wv), 0, 1)
-    if view == "side":
+    if pose.view == "side":
         centres = (stride * 1.3 * t, -stride * 1.3 * t)
     else:
         centres = (-ident.waist * 0.5 - stride * t, ident.waist * 0.5 + stride * t)
@@ -108,31 +132,36 @@ def _person(
         leg = (v >= wv) & (v <= 0.96) & (np.abs(u - c) < ident.leg_w * (1 - 0.3 * t))
         below_hem = v > ident.hem_v
         m[leg] = np.where(below_hem[leg] & (not legs_lower), SKIN, LOWER)
-        shoe_c = c + (side * 0.02 if view == "side" else 0.0)
+        shoe_c = c + (side * 0.02 if pose.view == "side" else 0.0)
         m[(v > 0.94) & (v <= 1.0) & (np.abs(u - shoe_c) < ident.leg_w * 1.15)] = SHOES
     m[(v >= wv) & (v < wv + 0.07) & (np.abs(u) < ident.waist * wf * 1.05)] = LOWER
     if ident.lower_kind == "skirt":
         m[(v >= wv) & (v < ident.hem_v) & (np.abs(u) < (ident.waist + (v - wv) * 0.4) * wf)] = LOWER
 
-    # arms: shoulder -> hand segments, sleeve part in the upper garment
-    sh_u = ident.shoulder * wf * 0.85
-    arms = [(side * 0.0 + 0.0, swing * 1.5)] if view == "side" else [(-sh_u, -swing), (sh_u, swing)]
+
+def _arms(m: np.ndarray, ident: Identity, u: np.ndarray, v: np.ndarray, pose: _Pose) -> None:
+    """Shoulder -> hand segments, the sleeve part in the upper garment."""
+    sh_u, swing, neck_v = ident.shoulder * pose.wf * 0.85, pose.swing, pose.neck_v
+    arms = [(pose.side * 0.0 + 0.0, swing * 1.5)] if pose.view == "side" else [(-sh_u, -swing), (sh_u, swing)]
     for au, sw in arms:
         out = np.sign(au) * 0.015 if au else 0.0
-        d, ta = _segment_dist(u, v, (au, neck_v + 0.025), (au + out + sw, wv + 0.09))
+        d, ta = _segment_dist(u, v, (au, neck_v + 0.025), (au + out + sw, ident.waist_v + 0.09))
         arm = d < ident.arm_w
         m[arm] = np.where(ta[arm] <= ident.sleeve, UPPER, SKIN)
 
-    # torso (trapezoid with rounded shoulders), neck, head, hair, hat
+
+def _torso_and_head(m: np.ndarray, ident: Identity, u: np.ndarray, v: np.ndarray, pose: _Pose) -> None:
+    """Torso (trapezoid with rounded shoulders), neck, head, hair, hat."""
+    hr, wv, neck_v, head_c, view = ident.head_r, ident.waist_v, pose.neck_v, pose.head_c, pose.view
     frac = np.clip((v - neck_v) / (wv - neck_v), 0, 1)
-    half = (ident.shoulder + (ident.waist - ident.shoulder) * frac) * wf
+    half = (ident.shoulder + (ident.waist - ident.shoulder) * frac) * pose.wf
     half = half * np.sqrt(np.clip((v - neck_v + 0.005) / 0.035, 0, 1))
     torso = (v >= neck_v - 0.005) & (v <= wv + 0.01) & (np.abs(u) < half)
     if view == "side":  # the near arm stays in front of the torso
         torso &= m == 0
     m[torso] = UPPER
     m[(v > 2 * hr - 0.01) & (v < neck_v + 0.01) & (np.abs(u) < hr * 0.45)] = SKIN
-    head = ((u - side * 0.01 * (view == "side")) / (hr * 0.8)) ** 2 + ((v - head_c) / hr) ** 2 < 1
+    head = ((u - pose.side * 0.01 * (view == "side")) / (hr * 0.8)) ** 2 + ((v - head_c) / hr) ** 2 < 1
     m[head] = HAIR if view == "back" else SKIN
     m[head & (v < head_c - hr * (0.35 if view != "side" else 0.2))] = HAIR
     if ident.long_hair:
@@ -143,7 +172,9 @@ def _person(
     if ident.hat:
         m[(v < head_c - hr * 0.3) & (v > head_c - hr * 1.15) & (np.abs(u) < hr * 1.1)] = HAT
 
-    # bag
+
+def _bag(m: np.ndarray, ident: Identity, u: np.ndarray, v: np.ndarray, pose: _Pose) -> None:
+    neck_v, wv, wf, side, view = pose.neck_v, ident.waist_v, pose.wf, pose.side, pose.view
     top = neck_v + 0.03
     if ident.bag == "backpack":
         size = ident.bag_size
@@ -162,14 +193,6 @@ def _person(
             d, _ = _segment_dist(u, v, (-bs * ident.shoulder * 0.6, neck_v + 0.01), (bu, wv - 0.03))
             m[d < 0.009] = BAG
         m[(v > wv - 0.04) & (v < wv + 0.1 * ident.bag_size) & (np.abs(u - bu) < 0.045 * ident.bag_size)] = BAG
-
-    # patterns: the second colour of the upper and lower garment
-    pu, front = u / wf, view == "front"
-    m[(m == UPPER) & _pattern(ident.upper_pattern, pu, v - neck_v, ident.upper_period, ident.upper_phase, front)] = (
-        UPPER2
-    )
-    m[(m == LOWER) & _pattern(ident.lower_pattern, pu, v - wv, ident.lower_period, 0.0, front)] = LOWER2
-    return m, np.abs(u) / (ident.shoulder * wf + 0.02)
 
 
 def _background(cam: Camera, h: int, w: int, rng: np.random.Generator, clutter: float = 1.0) -> np.ndarray:
