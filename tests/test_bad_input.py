@@ -410,6 +410,23 @@ def test_promote_from_a_store_that_does_not_exist_creates_none(stores, tmp_path)
     assert stores.untouched()
 
 
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--top", "2", "--seeds", "1"], "--seeds >= 2"),
+        (["--top", "0"], "--top must be >= 1"),
+    ],
+)
+def test_confirm_with_bad_counts_or_no_store_writes_nothing(stores, tmp_path, args, named):
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    proc = stores.run("-m", "mscm", "confirm", "--search", "s", "--tracking-uri", f"sqlite:///{missing}", *args)
+    assert_bad_input(proc, "confirm", named)
+    proc = stores.run("-m", "mscm", "confirm", "--search", "s", "--tracking-uri", f"sqlite:///{missing}")
+    assert_bad_input(proc, "confirm", str(missing), "no MLflow store")
+    assert not missing.parent.exists()
+    assert stores.untouched()
+
+
 # -- search spaces (found by the space loader; kept working) -------------------------------------
 
 

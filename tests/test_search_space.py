@@ -106,11 +106,12 @@ def test_shipped_spaces_load_by_name():
     assert {"mimb", "smoke"} <= set(shipped_spaces())
 
     smoke = load_search_space("smoke")
-    assert smoke.template.data.height == load_run_config("smoke").data.height  # tiny recipe image size
-    assert (smoke.budget.trials, smoke.budget.epochs, smoke.budget.scheduler) == (4, 3, "asha")
+    assert (smoke.template.data.height, smoke.template.data.width) == (64, 32)  # a third of the recipe's cost
+    assert smoke.template.data.val_identities > 0  # the embedded default selects on held-out ids
+    assert (smoke.budget.trials, smoke.budget.epochs, smoke.budget.scheduler) == (6, 4, "asha")
     assert (smoke.budget.grace_period, smoke.budget.reduction_factor) == (1, 2)
-    assert smoke.resources.workers == 2 and not smoke.resources.use_gpu
-    assert smoke.template.train.num_workers == 2 and smoke.template.schedule.epochs == 3
+    assert smoke.resources.workers == 1 and smoke.resources.cpus_per_worker == 2 and not smoke.resources.use_gpu
+    assert smoke.template.train.num_workers == 1 and smoke.template.schedule.epochs == 4
     assert not smoke.template.train.use_gpu
 
     mimb = load_search_space("mimb")

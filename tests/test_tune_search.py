@@ -213,18 +213,46 @@ def test_parent_run_summarises_the_search(search):
     assert parent.data.metrics["best/mAP"] == best.data.metrics["best/mAP"]
     assert parent.data.tags["best_run_id"] == best.info.run_id
     assert not any(k.startswith(("best_", "best/best")) for k in parent.data.metrics)
+    # The untrained model every trial starts from, evaluated on the same split, beside the best trial.
+    assert {"baseline/mAP", "baseline/rank1", "baseline/mINP"} <= set(parent.data.metrics)
+    assert 0 < parent.data.metrics["baseline/mAP"] < 1
+    assert search.baseline == {k: parent.data.metrics[f"baseline/{k}"] for k in ("mAP", "rank1", "mINP")}
+    assert "untrained baseline: mAP " in search.console
+    # Every run says which split its numbers come from.
+    assert parent.data.tags["mscm.eval_split"] == "test"
+    assert {r.data.tags.get("mscm.eval_split") for r in runs} == {"test"}
 
 
 def test_optuna_study_records_every_trial(search):
+    """Multi-fidelity feedback (mscm.tune.feedback): a trial ASHA stopped is PRUNED with one intermediate
+    value per epoch it ran; a full trial is COMPLETE with its best epoch's value, the one MLflow calls
+    best/mAP; the failed trial is FAIL."""
     import optuna
 
+    from mscm.tracking.contract import STATUS_TAG
+
     study = optuna.load_study(study_name="test-search", storage=search.optuna_url)
-    states = [t.state for t in study.trials]
-    assert len(states) == TRIALS
-    assert states.count(optuna.trial.TrialState.FAIL) == 1
-    assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS - 1
-    failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
-    assert failed.params["loss.ce_weight"] == OVERFLOW
+    S = optuna.trial.TrialState
+    _, _, runs = _trial_runs(search)
+    by_margin = {round(float(r.data.params["loss.qct_margin"]), 6): r for r in runs}
+    assert len(study.trials) == TRIALS
+    expected = {"failed": S.FAIL, "stopped_early": S.PRUNED, "completed": S.COMPLETE}
+    for trial in study.trials:
+        run = by_margin[round(trial.params["loss.qct_margin"], 6)]
+        status = run.data.tags[STATUS_TAG]
+        assert trial.state == expected[status], (status, trial.state)
+        if status == "failed":
+            assert trial.params["loss.ce_weight"] == OVERFLOW
+            continue
+        epochs = int(run.data.tags["epochs_run"])
+        assert sorted(trial.intermediate_values) == list(range(1, epochs + 1)), trial.intermediate_values
+        if status == "completed":
+            assert epochs == 3
+            assert trial.value == pytest.approx(max(trial.intermediate_values.values()))
+            assert trial.value == pytest.approx(run.data.metrics["best/mAP"])
+        else:
+            assert epochs < 3 and trial.value == pytest.approx(trial.intermediate_values[epochs])
+    assert [t.state for t in study.trials].count(S.PRUNED) >= 1
 
 
 def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
@@ -326,7 +354,7 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     from mscm.tune.warmstart import WARM_START_ATTR
 
     earlier = optuna.load_study(study_name="test-search", storage=search.optuna_url)
-    completed = earlier.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    completed = earlier.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     space = tmp_path / "warm_space.yaml"
     data = _space_dict(0)
     data["parameters"]["loss.ce_weight"]["choices"] = [
@@ -349,8 +377,8 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
 
     study = optuna.load_study(study_name="warm-search", storage=search.optuna_url)
     copies = [t for t in study.trials if WARM_START_ATTR in t.user_attrs]
-    assert len(copies) == len(completed)  # every completed trial fits: same space
-    assert sorted(t.values[0] for t in copies) == sorted(t.values[0] for t in completed)
+    assert len(copies) == len(completed)  # every finished trial fits: same space
+    assert sorted((t.state.name, t.values[0]) for t in copies) == sorted((t.state.name, t.values[0]) for t in completed)
     assert len(study.trials) == len(completed) + 1
 
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
@@ -456,3 +484,64 @@ def test_the_mlflow_ui_shows_the_named_trials_under_the_search_and_a_trials_map(
         assert f"best/mAP\n{best.data.metrics['best/mAP']}" in text.replace("\t", "\n"), text[:2000]
         study = open_study(page, dashboard_url, 1)
         assert "test-search" in study and "loss.qct_margin" in study
+
+
+# Last in this file: confirmation adds nested runs under the search's parent, which the tests above count.
+def test_confirm_retrains_the_best_configuration_and_promotion_reads_the_confirmed_seeds(search):
+    """mscm confirm on the real search: the best configuration re-trained with 2 new seeds as fixed
+    configurations nested under the search's parent run (not counted as trials), confirm.csv, the plot
+    and per-configuration mean/std/interval metrics on the parent; promotion then picks the confirmed
+    configuration's representative seed, records the seeds on the version, and says how it decided."""
+    import csv
+    import json
+    import statistics
+
+    from mlflow import MlflowClient
+
+    from mscm.registry.promote import promote
+    from mscm.registry.settings import PromotionSettings
+    from mscm.tracking.contract import CONFIRM_TAG, SEED_TAG
+    from mscm.tracking.trials import SearchRef, confirmation_runs, trial_runs
+    from mscm.tune.confirm import ConfirmOptions, confirm_search
+
+    outcome = confirm_search(ConfirmOptions(search="test-search", top=1, seeds=2, tracking_uri=search.tracking_uri))
+    assert (outcome.num_runs, outcome.num_errored) == (2, 0)
+    client = MlflowClient(tracking_uri=search.tracking_uri, registry_uri=search.tracking_uri)
+    parent = client.get_run(search.parent_run_id)
+    ref = SearchRef("test-search", parent.info.run_id, parent.info.experiment_id)
+    runs = confirmation_runs(client, ref)
+    assert len(trial_runs(client, ref)) == TRIALS  # the search's own trials are unchanged
+    assert {r.data.tags[CONFIRM_TAG] for r in runs} == {search.best_trial_id}
+    source = next(r for r in trial_runs(client, ref) if r.data.tags["ray_trial_id"] == search.best_trial_id)
+    seed = int(source.data.params["train.seed"])
+    assert sorted(int(r.data.tags[SEED_TAG]) for r in runs) == [seed + 1, seed + 2]  # new seeds
+    for r in runs:  # the same configuration, a fixed trial with the whole budget
+        assert r.data.params["loss.qct_margin"] == source.data.params["loss.qct_margin"]
+        assert r.data.tags["mscm.trial_status"] == "completed" and r.data.tags["epochs_run"] == "3"
+    values = [r.data.metrics["best/mAP"] for r in sorted(runs, key=lambda r: int(r.data.tags[SEED_TAG]))]
+    [config] = outcome.configs
+    assert config.metrics["mAP"].values == pytest.approx(values)
+    metrics = client.get_run(search.parent_run_id).data.metrics
+    assert metrics["confirm/1/mAP_mean"] == pytest.approx(statistics.fmean(values))
+    assert metrics["confirm/1/mAP_std"] == pytest.approx(statistics.stdev(values))
+    assert metrics["confirm/1/mAP_low"] <= metrics["confirm/1/mAP_mean"] <= metrics["confirm/1/mAP_high"]
+    arts = {a.path for a in client.list_artifacts(search.parent_run_id, "confirm")}
+    assert {"confirm/confirm.csv", "confirm/confirm.png"} <= arts
+    rows = list(csv.DictReader(open(client.download_artifacts(search.parent_run_id, "confirm/confirm.csv"))))
+    assert rows[0]["source_trial"] == search.best_trial_id and float(rows[0]["mAP_mean"]) == pytest.approx(
+        statistics.fmean(values)
+    )
+
+    settings = PromotionSettings(trials=2, registered_model="mscm-confirmed")
+    result = promote("test-search", settings, tracking_uri=search.tracking_uri, progress=False)
+    assert result.action == "champion", result.message()
+    nearest = min(
+        runs, key=lambda r: (abs(r.data.metrics["best/mAP"] - statistics.fmean(values)), r.data.tags[SEED_TAG])
+    )
+    assert result.candidate.run_id == nearest.info.run_id  # the representative seed, not the luckiest
+    assert result.confirmed.values == pytest.approx(tuple(values)) and result.confirmed.split == "test"
+    version = client.get_model_version("mscm-confirmed", result.version)
+    assert [float(v) for v in version.tags["mscm.confirmed_values"].split(",")] == pytest.approx(values)
+    decision = json.loads(open(client.download_artifacts(result.promotion_run_id, "decision.json")).read())
+    assert decision["confirmed"]["mean"] == pytest.approx(statistics.fmean(values))
+    assert decision["gate"]["rule"] == "first" and decision["gate"]["confirmed"] is True

@@ -157,3 +157,33 @@ def test_errors_name_the_study_and_write_nothing(storage, space, tmp_path):
     warm_start_study(storage, "earlier", "new", space)
     with pytest.raises(RuntimeError, match="'new' already has trials"):
         warm_start_study(storage, "earlier", "new", space)
+
+
+def test_pruned_trials_are_copied_with_their_state_and_every_epoch(storage, space):
+    """A trial the scheduler stopped (PRUNED, mscm.tune.feedback) is an observation too: it is copied as
+    PRUNED with its intermediate values, which Optuna's samplers read for pruned trials."""
+    earlier = optuna.create_study(
+        study_name="with-pruned", storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    full = earlier.ask()
+    space.define_by_run(full)
+    for step, v in ((1, 0.2), (2, 0.4)):
+        full.report(v, step)
+    earlier.tell(full, 0.4)
+    stopped = earlier.ask()
+    space.define_by_run(stopped)
+    stopped.report(0.1, 1)
+    earlier.tell(stopped, state=optuna.trial.TrialState.PRUNED)
+    warm = warm_start_study(storage, "with-pruned", "new-from-pruned", space)
+    assert (warm.copied, warm.skipped) == (2, 0)
+    copies = {
+        t.user_attrs[WARM_START_ATTR]: t
+        for t in optuna.load_study(study_name="new-from-pruned", storage=storage).trials
+    }
+    S = optuna.trial.TrialState
+    assert copies["with-pruned#0"].state == S.COMPLETE and copies["with-pruned#0"].intermediate_values == {
+        1: 0.2,
+        2: 0.4,
+    }
+    assert copies["with-pruned#1"].state == S.PRUNED and copies["with-pruned#1"].intermediate_values == {1: 0.1}
+    assert copies["with-pruned#1"].value == pytest.approx(0.1)

@@ -9,9 +9,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "promote",
         help="evaluate a search's best trial against the registered champion and register it",
-        description="Select the best trial of a search (by the metric of its best checkpoint), evaluate it and the "
+        description="Select the best trial of a search (by the metric of its best checkpoint), or with "
+        "confirmation runs (mscm confirm) the configuration with the best confirmed mean, evaluate it and the "
         "current champion on the full test protocol of its dataset, and register it: with the alias "
-        "'champion' when it is better by more than the margin, else 'challenger'. See docs/promotion.md.",
+        "'champion' when it is better by more than the margin (and, when both are confirmed, by a one-sided "
+        "Welch test at --level), else 'challenger'. See docs/promotion.md.",
     )
     p.add_argument("--search", required=True, help="search name (as given to or printed by mscm tune)")
     p.add_argument("--trial", help="promote this trial id instead of the best one")
@@ -21,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--margin",
         type=float,
         help="required improvement over the champion as a fraction (0.01 = one point); default 0",
+    )
+    p.add_argument(
+        "--level",
+        type=float,
+        help="with confirmation runs (mscm confirm): the one-sided Welch test's level (default 0.05)",
     )
     p.add_argument("--protocol", help="deciding protocol (default: the mean over the dataset's protocols)")
     p.add_argument("--trials", type=int, help="gallery draws per protocol (default 10)")
@@ -45,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             "registered_model": args.registered_model,
             "metric": args.metric,
             "margin": args.margin,
+            "level": args.level,
             "protocol": args.protocol,
             "trials": args.trials,
             "gallery_mode": args.gallery_mode,

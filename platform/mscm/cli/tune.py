@@ -55,6 +55,14 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
         help="log no inference model per trial (its weights stay in Ray's checkpoints only; "
         "such trials cannot be promoted)",
     )
+    from .confirm import add_confirm_args
+
+    add_confirm_args(p, prefix="confirm-")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the untrained model's evaluation on the driver before the search (baseline/* metrics)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             warm_start=args.warm_start,
             address=args.address,
             log_models=not args.no_models,
+            baseline=not args.no_baseline,
             verbose=args.verbose,
         )
     )
@@ -90,5 +99,12 @@ def run(args: argparse.Namespace) -> int:
             f"{k} {100 * v:.2f}%" for k, v in outcome.best_metrics.items() if k in ("mAP", "rank1", "mINP")
         )
         print(f"best trial {outcome.best_trial_id}: {shown}\n  checkpoint {outcome.best_checkpoint}")
+    if outcome.baseline:
+        base = ", ".join(f"{k} {100 * v:.2f}%" for k, v in outcome.baseline.items())
+        print(f"untrained baseline: {base}")
+    if args.confirm_top:
+        from .confirm import confirm_and_print
+
+        confirm_and_print(args, outcome.name, args.confirm_top, args.confirm_seeds, outcome.tracking_uri)
     print(f"promote it with: mscm promote --search {outcome.name}")
     return 0

@@ -1,7 +1,9 @@
 """Promotion: the best trial of a search against the registered model's current champion.
 
 1. The candidate is the search's best trial by the metric of its best checkpoint
-   (:func:`mscm.tracking.trials.select_trial`), rebuilt from its logged model (:mod:`.select`).
+   (:func:`mscm.tracking.trials.select_trial`), or, when the search has confirmation runs, the
+   representative seed of the configuration with the best confirmed mean
+   (:mod:`mscm.tracking.confirmation`); rebuilt from its logged model (:mod:`.select`).
 2. If a version of the registered model already holds these weights (tag ``mscm.checkpoint_sha256``),
    nothing happens: running a promotion twice registers nothing twice.
 3. The champion (alias ``champion``) is checked before anything is written: its checkpoint and its
@@ -9,7 +11,8 @@
    stops the promotion with a :class:`PromotionError`; the registry is left as it was.
 4. Both are evaluated on the full test protocol of the candidate's dataset (:mod:`.evaluation`),
    same data, same trials. The candidate becomes champion only when it beats the champion by more
-   than ``margin`` on ``metric``; otherwise it is registered with the alias ``challenger``.
+   than ``margin`` on ``metric`` (both confirmed: on their confirmed means, and by a one-sided Welch
+   test at ``level``, :mod:`.gate`); otherwise it is registered with the alias ``challenger``.
 5. Unless ``dry_run``: a promotion run (nested under the search's run) keeps the checkpoint, the
    evaluation and the decision; the inference model is logged from the checkpoint (pt2) and
    registered with tags and a description (:mod:`.describe`); the alias moves last.
@@ -27,7 +30,7 @@ from ..checkpoint import CheckpointError, load_model, state_dict_sha256
 from ..config import RunConfig
 from ..errors import RegistryError
 from ..eval import EvalResult, format_table
-from ..tracking.contract import KIND_PROMOTION, KIND_TAG, SEARCH_TAG
+from ..tracking.contract import KIND_PROMOTION, KIND_TAG, SEARCH_TAG, SPLIT_TAG
 from ..tracking.trials import TrialChoice, find_search, select_trial
 from .describe import (
     TAG_CHECKPOINT_SHA,
@@ -41,6 +44,7 @@ from .describe import (
     version_tags,
 )
 from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
+from .gate import Confirmed, welch_gate
 from .select import checkpoint_dir, checkpoint_files
 from .settings import ALIAS_CHALLENGER, ALIAS_CHAMPION, PromotionSettings
 from .source import (
@@ -64,6 +68,7 @@ class Champion:
     version: str
     model: Any  # the MSCMNet rebuilt from the champion's checkpoint
     cfg: RunConfig
+    confirmed: Confirmed | None = None  # its confirmed figures, when it was registered from a confirmation
 
 
 @dataclass
@@ -80,6 +85,8 @@ class PromotionOutcome:
     candidate_results: dict[str, EvalResult] | None = None
     champion_results: dict[str, EvalResult] | None = None
     promotion_run_id: str | None = None
+    confirmed: Confirmed | None = None  # the candidate configuration's seeds (mscm confirm), if any
+    gate: dict | None = None  # how the decision was taken (rule, means, stds, the test)
 
     def message(self) -> str:
         c = self.candidate
@@ -119,7 +126,7 @@ def promote(
     """Promote the best trial of ``search`` (or ``trial_id``); see the module docstring."""
     settings = settings or PromotionSettings()
     client = registry_client(tracking_uri)
-    choice = select_trial(client, find_search(client, search, experiment), settings.metric, trial_id)
+    choice, confirmed = _candidate(client, find_search(client, search, experiment), settings, trial_id)
     with tempfile.TemporaryDirectory(prefix="mscm-promote-") as scratch:
         ckpt = checkpoint_dir(client, choice, Path(scratch, "candidate"))
         try:
@@ -128,7 +135,7 @@ def promote(
             raise PromotionError(f"trial {choice.trial_id}: its best checkpoint cannot be loaded: {e}") from None
         sha = state_dict_sha256(payload["state_dict"])  # from the load above: the file is read once
         name = settings.model_name(cfg.data.dataset)
-        outcome = PromotionOutcome("noop", "", name, choice, dry_run=dry_run)
+        outcome = PromotionOutcome("noop", "", name, choice, dry_run=dry_run, confirmed=confirmed)
 
         existing = _version_with_checkpoint(client, name, sha)
         if existing is not None:
@@ -142,27 +149,61 @@ def promote(
 
         champion = load_champion(client, name, cfg.data.dataset, Path(scratch, "champion"), device)
         data = load_eval_data(cfg.data, dataset_root)
-        outcome.candidate_results = evaluate_full_protocol(model, cfg, data, settings, device=device, progress=progress)
-        cand = outcome.candidate_value = decision_value(outcome.candidate_results, settings)
-        label = decision_label(outcome.candidate_results, settings)
-        if champion is None:
-            outcome.action = "champion"
-            outcome.reason = f"{name!r} has no champion yet; {label} = {100 * cand:.2f}%"
-        else:
-            outcome.champion_version = champion.version
-            outcome.champion_results = evaluate_full_protocol(
-                champion.model, champion.cfg, data, settings, device=device, progress=progress
-            )
-            held = outcome.champion_value = decision_value(outcome.champion_results, settings)
-            outcome.action, outcome.reason = decide(cand, held, settings.margin)
-            outcome.reason += (
-                f"; {label}: {100 * cand:.2f}% vs {100 * held:.2f}% for champion v{champion.version}"
-                f" ({100 * (cand - held):+.2f} points, margin {100 * settings.margin:.2f})"
-            )
+        _judge(outcome, model, cfg, champion, data, settings, device, progress)
         if dry_run:
             return outcome
         _register(client, outcome, ckpt, sha, cfg, payload, data)
     return outcome
+
+
+def _candidate(client, search, settings: PromotionSettings, trial_id: str | None):
+    """With confirmation runs: the configuration with the best confirmed mean, registered through its
+    representative seed (the run nearest that mean, mscm.tracking.confirmation). Otherwise (or for an
+    explicit ``trial_id``) the search's best trial, unconfirmed."""
+    from ..tracking.confirmation import confirmed_configs
+
+    confirmed = [] if trial_id else confirmed_configs(client, search, settings.metric)
+    confirmed = [c for c in confirmed if settings.metric in c.metrics]
+    if not confirmed:
+        return select_trial(client, search, settings.metric, trial_id), None
+    best = confirmed[0]
+    choice = best.representative(settings.metric)
+    split = client.get_run(choice.run_id).data.tags.get(SPLIT_TAG, "test")
+    return choice, Confirmed(settings.metric, split, best.metrics[settings.metric].values)
+
+
+def _judge(outcome, model, cfg, champion, data, settings: PromotionSettings, device, progress) -> None:
+    """Evaluate both on the full test protocol, then decide: the Welch gate when both are confirmed on the
+    same metric and split, else the single-evaluation gate (said to be unconfirmed)."""
+    name = outcome.registered_model
+    outcome.candidate_results = evaluate_full_protocol(model, cfg, data, settings, device=device, progress=progress)
+    cand = outcome.candidate_value = decision_value(outcome.candidate_results, settings)
+    label = decision_label(outcome.candidate_results, settings)
+    if champion is None:
+        outcome.action = "champion"
+        outcome.reason = f"{name!r} has no champion yet; {label} = {100 * cand:.2f}%"
+        outcome.gate = {"rule": "first", "confirmed": outcome.confirmed is not None}
+        return
+    outcome.champion_version = champion.version
+    outcome.champion_results = evaluate_full_protocol(
+        champion.model, champion.cfg, data, settings, device=device, progress=progress
+    )
+    held = outcome.champion_value = decision_value(outcome.champion_results, settings)
+    versus = f"{label}: {100 * cand:.2f}% vs {100 * held:.2f}% for champion v{champion.version}"
+    if outcome.confirmed is not None and outcome.confirmed.comparable(champion.confirmed):
+        test = welch_gate(outcome.confirmed, champion.confirmed, settings.margin, settings.level)
+        outcome.action = "champion" if test.promote else "challenger"
+        verdict = "better beyond noise and margin" if test.promote else "not better beyond noise and margin"
+        outcome.reason = f"{verdict}: {test.text(settings.metric)}; test protocol {versus}"
+        outcome.gate = test.to_dict()
+        return
+    outcome.action, outcome.reason = decide(cand, held, settings.margin)
+    why = "no confirmation runs" if outcome.confirmed is None else "the champion has no comparable confirmation"
+    outcome.reason = (
+        f"unconfirmed ({why}): {outcome.reason}; {versus} "
+        f"({100 * (cand - held):+.2f} points, margin {100 * settings.margin:.2f})"
+    )
+    outcome.gate = {"rule": "single", "candidate": cand, "champion": held, "margin": settings.margin}
 
 
 def decide(candidate: float, champion: float, margin: float) -> tuple[Action, str]:
@@ -228,7 +269,7 @@ def load_champion(client, name: str, dataset: str, scratch: Path, device: str = 
         model, cfg, _ = load_model(ckpt, device)
     except (ModelSourceError, CheckpointError) as e:
         raise PromotionError(f"cannot use the {ALIAS_CHAMPION}: {e}. Nothing was changed.") from None
-    return Champion(str(mv.version), model, cfg)
+    return Champion(str(mv.version), model, cfg, Confirmed.from_tags(mv.tags))
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -251,7 +292,7 @@ def _register(
             outcome.registered_model,
             source=model_uri,
             run_id=run.run_id,
-            tags=version_tags(record),
+            tags={**version_tags(record), **(outcome.confirmed.tags() if outcome.confirmed else {})},
             description=description,
             model_id=model_uri.split("/", 1)[1] if model_uri.startswith("models:/") else None,
         )
@@ -282,6 +323,7 @@ def _promotion_run(client, choice, sha: str):
             TAG_TRIAL: choice.trial_id,
             TAG_SOURCE_RUN: choice.run_id,
             TAG_CHECKPOINT_SHA: sha,
+            SPLIT_TAG: "test",  # promotion evaluates the full test protocol
         },
     )
 
@@ -329,9 +371,16 @@ def _log_promotion(run, client, outcome, ckpt, sha, cfg, payload, data, tmp: Pat
 
 
 def _decision(outcome: PromotionOutcome, sha: str) -> dict:
+    c = outcome.confirmed
     return {
         "action": outcome.action,
         "reason": outcome.reason,
+        "gate": outcome.gate,
+        "confirmed": None
+        if c is None
+        else {"metric": c.metric, "split": c.split, "values": list(c.values), "mean": c.mean, "std": c.std},
+        "candidate_value": outcome.candidate_value,
+        "champion_value": outcome.champion_value,
         "registered_model": outcome.registered_model,
         "champion_version": outcome.champion_version,
         "trial_id": outcome.candidate.trial_id,

@@ -23,6 +23,7 @@ class PromotionSettings:
         le=1,
         doc="the candidate must beat the champion by more than this (a fraction: 0.01 = one percentage point)",
     )
+    level: float = spec(0.05, gt=0, lt=1, doc="with confirmation: the one-sided Welch test's level (registry/gate.py)")
     protocol: Protocol | None = spec(None, doc="protocol that decides; null = mean over the dataset's protocols")
     trials: int = spec(10, ge=1, doc="gallery draws per protocol (SYSU, LLCM: 10 in the papers)")
     gallery_mode: Literal["single", "multi"] = spec("single", doc="drawn galleries; RegDB is always whole")

@@ -19,6 +19,11 @@ SAMPLED_TAG = "mscm.sampled"  # comma-separated dotted keys the search sampled (
 CHECKPOINT_TAG = "best_checkpoint"  # path of a run's best Ray checkpoint
 MODEL_URI_TAG = "model_uri"  # the logged inference model
 DATASET_TAG = "mscm.dataset"
+# The split a run's eval/, best/ (and baseline/) numbers come from: "val" (held-out training ids) or "test".
+SPLIT_TAG = "mscm.eval_split"
+# A confirmation run (mscm confirm): the search trial whose configuration it re-trains, and its seed.
+CONFIRM_TAG = "mscm.confirm_of"
+SEED_TAG = "mscm.seed"
 
 KIND_SEARCH, KIND_TRAIN, KIND_PROMOTION = "search", "train", "promotion"
 

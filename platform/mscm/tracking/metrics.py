@@ -26,6 +26,7 @@ COST_KEYS = ("params_m", "latency_ms")  # the inference cost, measured once per 
 BEST_EPOCH = "best/epoch"
 EVAL_EPOCH = "eval/epoch"  # report key: the epoch the latest evaluation in a report comes from
 TRIAL_COUNT_PREFIX = "trials/"
+BASELINE_PREFIX = "baseline/"  # the untrained model's scores, on the parent run (mscm.train.baseline)
 TRIAL_STATUSES = ("completed", "stopped_early", "failed", "interrupted")
 MAX_RUN_KEYS = 40  # the budget of metric keys per run that keeps MLflow's chart view readable
 
@@ -78,6 +79,15 @@ def run_summary(best_checkpoint_metrics: Mapping[str, Any]) -> dict[str, float]:
 def best_figures(run_metrics: Mapping[str, float]) -> dict[str, float]:
     """A run's ``best/...`` summary as a dict without the prefix: ``{"mAP": .., "epoch": ..}``."""
     return {k[len(BEST_PREFIX) :]: v for k, v in run_metrics.items() if k.startswith(BEST_PREFIX)}
+
+
+def baseline_summary(scores: Mapping[str, float]) -> dict[str, float]:
+    """The parent run's ``baseline/<metric>`` figures from the untrained model's scores."""
+    return {f"{BASELINE_PREFIX}{k}": float(v) for k, v in scores.items()}
+
+
+def baseline_of(run_metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k[len(BASELINE_PREFIX) :]: v for k, v in run_metrics.items() if k.startswith(BASELINE_PREFIX)}
 
 
 def search_summary(best_trial_metrics: Mapping[str, float], statuses: Iterable[str]) -> dict[str, float]:

@@ -104,9 +104,11 @@ class RunLogger:
 
     def log_dataset(self, data) -> None:
         """The run's dataset input (a :class:`~mscm.tracking.datasets.DatasetInput`)."""
+        from .contract import SPLIT_TAG
         from .datasets import log_dataset
 
         log_dataset(self.client, self.run_id, data)
+        self.client.set_tag(self.run_id, SPLIT_TAG, data.split)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         for k, v in tags.items():

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import TrackingError
-from .contract import CHECKPOINT_TAG, MODEL_URI_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
+from .contract import CHECKPOINT_TAG, CONFIRM_TAG, MODEL_URI_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
 from .metrics import best_figures, best_key
 
 
@@ -60,14 +60,23 @@ def find_search(client, name: str, experiment: str | None = None) -> SearchRef:
     return SearchRef(name, run.info.run_id, run.info.experiment_id)
 
 
-def trial_runs(client, search: SearchRef) -> list:
-    """Every trial run of a search (nested runs carrying a Ray trial id)."""
+def _nested_runs(client, search: SearchRef) -> list:
     runs = client.search_runs(
         [search.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{search.run_id}'",
         max_results=10000,
     )
     return [r for r in runs if TRIAL_TAG in r.data.tags]
+
+
+def trial_runs(client, search: SearchRef) -> list:
+    """Every trial run of a search (nested runs carrying a Ray trial id), confirmation runs excluded."""
+    return [r for r in _nested_runs(client, search) if CONFIRM_TAG not in r.data.tags]
+
+
+def confirmation_runs(client, search: SearchRef) -> list:
+    """The runs of ``mscm confirm`` under the search: each re-trains one trial's configuration with a new seed."""
+    return [r for r in _nested_runs(client, search) if CONFIRM_TAG in r.data.tags]
 
 
 def _choice(search: SearchRef, run, score: float, ranked_by: str) -> TrialChoice:

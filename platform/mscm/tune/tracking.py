@@ -10,6 +10,7 @@ MLflow; the optimiser state stays in Ray's checkpoints).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -20,6 +21,11 @@ from ..tracking.contract import SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_na
 from ..tracking.metrics import epoch_metrics
 from ..train.report_keys import FAILURE_KEY, SCORE_KEY
 from .trainable import trial_run_config
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A trial config as one comparable string (its sampled dotted overrides)."""
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 class MlflowTrialLogger(LoggerCallback):
@@ -34,12 +40,14 @@ class MlflowTrialLogger(LoggerCallback):
         dataset=None,
         log_models: bool = True,
         order: tuple[str, ...] = (),
+        tags_for: dict[str, dict[str, str]] | None = None,
     ):
         self.tracking_uri, self.experiment, self.base = tracking_uri, experiment, base
         self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
         self.dataset = dataset  # a mscm.tracking.datasets.DatasetInput, logged to every trial run
         self.log_models = log_models
         self.order = tuple(order)  # the space's parameter order: run names read as the YAML file does
+        self.tags_for = dict(tags_for or {})  # config_key(trial config) -> extra tags of its run (mscm confirm)
         self._runs: dict[str, Any] = {}  # trial_id -> RunLogger
         self._best: dict[str, tuple[float, str | None]] = {}  # trial_id -> (score, checkpoint_path)
         self._last_epoch: dict[str, int] = {}
@@ -65,7 +73,12 @@ class MlflowTrialLogger(LoggerCallback):
             run_name=name,
             run_id=existing,
             parent_run_id=self.parent_run_id,
-            tags={TRIAL_TAG: trial.trial_id, "trial_name": str(trial), SAMPLED_TAG: ",".join(trial.config)},
+            tags={
+                TRIAL_TAG: trial.trial_id,
+                "trial_name": str(trial),
+                SAMPLED_TAG: ",".join(trial.config),
+                **self.tags_for.get(config_key(trial.config), {}),
+            },
         )
         self._runs[trial.trial_id] = logger
         if existing is None:  # the sampled values are params under their plain dotted keys, with the rest

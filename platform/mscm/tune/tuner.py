@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,16 @@ from ..config import RunConfig, apply_overrides, to_dict
 from ..errors import UsageError
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
-from ..tracking.contract import KIND_SEARCH, KIND_TAG, SAMPLED_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, search_filter
+from ..tracking.contract import (
+    KIND_SEARCH,
+    KIND_TAG,
+    SAMPLED_TAG,
+    SEARCH_TAG,
+    SPLIT_TAG,
+    STATUS_TAG,
+    TRIAL_TAG,
+    search_filter,
+)
 from ..train.trainer import storage_path_of
 from .trainable import train_driver
 
@@ -44,6 +53,10 @@ class SearchOptions:
     warm_start: str | None = None  # name of an earlier study in the same Optuna storage
     address: str | None = None
     log_models: bool = True  # each trial's inference model in MLflow (what promotion reads)
+    baseline: bool = True  # evaluate the untrained model on the driver first (baseline/* on the parent run)
+    # What Optuna is told of a trial: "pruned" (mscm.tune.feedback) or Ray's stock "complete" (every
+    # trial COMPLETE with its last value); the second exists for bench/optuna_feedback.py.
+    optuna_feedback: str = "pruned"
     verbose: bool = False  # Ray Tune's own status tables instead of one line per report
 
 
@@ -59,6 +72,7 @@ class SearchOutcome:
     best_checkpoint: str | None
     num_trials: int
     num_errored: int
+    baseline: dict[str, float] = field(default_factory=dict)  # the untrained model's mAP, rank1, mINP
 
 
 def _base_config(space, opts: SearchOptions) -> RunConfig:
@@ -234,6 +248,14 @@ def _open_parent(plan: SearchPlan, storage, concurrent: int):
         parent.log_config(plan.base, extra_params=extra)
         parent.log_dataset(plan.dataset)
         parent.log_artifact(plan.space.source, "search_space")
+        if opts.baseline:
+            from ..tracking.metrics import baseline_summary
+            from ..train.baseline import untrained_scores
+
+            scores = untrained_scores(plan.base)
+            parent.log_metrics(baseline_summary(scores), step=0)
+            shown = ", ".join(f"{k} {100 * v:.1f}%" for k, v in scores.items())
+            print(f"untrained baseline: {shown} ({plan.dataset.split} split)")
     return parent
 
 
@@ -253,15 +275,20 @@ def _new_tuner(plan: SearchPlan, storage, concurrent: int, trainable, parent_run
     import ray.tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from .feedback import FeedbackOptunaSearch
+
     space = plan.space
-    searcher = OptunaSearch(
-        space.define_by_run,
+    common = dict(
         metric=space.metric,  # lists for a multi-objective search
         mode=space.mode,
         sampler=space.make_sampler(),
         storage=storage,
         study_name=plan.name,
     )
+    if plan.opts.optuna_feedback == "complete":
+        searcher = OptunaSearch(space.define_by_run, **common)
+    else:
+        searcher = FeedbackOptunaSearch(space.define_by_run, budget=plan.epochs, **common)
     run_config = ray.tune.RunConfig(
         name=plan.name,
         storage_path=plan.storage_path,
@@ -351,7 +378,7 @@ def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str)
 
 def _summarise(results, plan: SearchPlan, parent) -> SearchOutcome:
     """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
-    from ..tracking.metrics import search_summary
+    from ..tracking.metrics import baseline_of, search_summary
     from ..tracking.trials import SearchRef, trial_statuses
 
     client = parent.client  # the RunLogger's, on the same store
@@ -375,6 +402,7 @@ def _summarise(results, plan: SearchPlan, parent) -> SearchOutcome:
         summary.get("checkpoint"),
         len(results),
         len(results.errors),
+        baseline_of(client.get_run(parent.run_id).data.metrics),
     )
 
 
@@ -439,6 +467,7 @@ def _best_summary(client, search, selection_metric: str) -> tuple[dict[str, Any]
         "checkpoint": top.checkpoint_path,
         "model_uri": top.model_uri,
         "ranked_by": top.ranked_by,
+        "split": run.data.tags.get(SPLIT_TAG, "test"),
         "score": top.score,
         "status": top.status,
         "metrics": top.best_metrics,

@@ -2,8 +2,9 @@
 
 Ray's ``OptunaSearch(points_to_evaluate=..., evaluated_rewards=...)`` refuses define-by-run spaces (a
 ``TypeError`` in ``add_evaluated_point``), and our spaces are define-by-run (conditional parameters).
-So the completed trials of the earlier study are copied into the new study before the searcher opens
-it: the sampler (TPE's start-up count included) then treats them as observations, and none is re-run.
+So the finished trials of the earlier study, COMPLETE and PRUNED (with their per-epoch intermediate
+values, mscm.tune.feedback), are copied into the new study before the searcher opens it: the sampler
+(TPE's start-up count included) then treats them as observations, and none is re-run.
 
 A trial is copied only if this space could have sampled it: the same parameters, active under this
 space's conditions, each value inside this space's distribution. Everything else is skipped and counted.
@@ -65,9 +66,10 @@ def warm_start_study(storage: optuna.storages.BaseStorage, source: str, target: 
     new_dirs = [d.lower() for d in space.directions]
     if old_dirs != new_dirs:
         raise TrackingError(f"warm start: study {source!r} optimises {old_dirs}, this search {new_dirs}")
-    completed = old.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    completed = old.get_trials(deepcopy=False, states=finished)
     if not completed:
-        raise TrackingError(f"warm start: study {source!r} has no completed trials")
+        raise TrackingError(f"warm start: study {source!r} has no completed trials (COMPLETE or PRUNED)")
 
     copies = []
     for t in completed:
@@ -76,9 +78,11 @@ def warm_start_study(storage: optuna.storages.BaseStorage, source: str, target: 
             continue
         copies.append(
             optuna.trial.create_trial(
+                state=t.state,
                 params=sample.params,
                 distributions=sample.distributions,
-                values=list(t.values),
+                values=list(t.values) if t.values else None,
+                intermediate_values=dict(t.intermediate_values),
                 user_attrs={WARM_START_ATTR: f"{source}#{t.number}"},
             )
         )
