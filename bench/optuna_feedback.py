@@ -63,8 +63,9 @@ def main() -> int:
     p.add_argument("--space", default="smoke")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--trials", type=int, help="trials per search (default: the space's)")
+    p.add_argument("--feedbacks", nargs="+", default=["complete", "pruned"], choices=["complete", "pruned"])
     args = p.parse_args()
-    rows: dict[str, list[dict]] = {"complete": [], "pruned": []}
+    rows: dict[str, list[dict]] = {f: [] for f in args.feedbacks}
     with tempfile.TemporaryDirectory(prefix="mscm-feedback-") as tmp:
         for seed in args.seeds:
             for feedback in rows:
