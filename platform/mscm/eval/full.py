@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from ..config.schema import EvalConfig
-from ..datasets import get_dataset, get_protocol
+from ..datasets import DATASETS, get_dataset, get_protocol
 from ..datasets.records import Modality, VIReIDDataset
+from ..errors import UsageError
 from .features import IndexedImages, features_for_eval
 from .protocols import candidates, check_dataset
 from .result import EvalResult
@@ -146,19 +147,11 @@ def combine_regdb_splits(per_split: Sequence[dict[str, EvalResult]]) -> dict[str
 
 def check_combinable(layouts: list[str], splits: list[int]) -> None:
     """Several evaluations combine only as one model per split of a per-split dataset, each split once."""
-    from ..errors import UsageError
-
     if len(set(layouts)) != 1 or not get_dataset(layouts[0]).per_split:
-        per_split = [d.title for d in _per_split_datasets()]
+        per_split = [d.title for d in DATASETS.values() if d.per_split]
         raise UsageError(
             f"several checkpoints are combined only for {', '.join(per_split)} (one model per split); "
             f"got datasets {sorted(set(layouts))}"
         )
     if len(set(splits)) != len(splits):
         raise UsageError(f"{get_dataset(layouts[0]).title} splits repeat ({sorted(splits)}); give one model per split")
-
-
-def _per_split_datasets():
-    from ..datasets import DATASETS
-
-    return [d for d in DATASETS.values() if d.per_split]

@@ -99,8 +99,9 @@ def _client(tracking_uri: str):
 def _run_config(client, run_id: str) -> RunConfig:
     import yaml
 
-    text = client.download_artifacts(run_id, "config/run.yaml", tempfile.mkdtemp(prefix="mscm-confirm-"))
-    return from_dict(RunConfig, yaml.safe_load(Path(text).read_text()), source=f"run {run_id} config/run.yaml")
+    with tempfile.TemporaryDirectory(prefix="mscm-confirm-") as tmp:  # read, then gone
+        data = yaml.safe_load(Path(client.download_artifacts(run_id, "config/run.yaml", tmp)).read_text())
+    return from_dict(RunConfig, data, source=f"run {run_id} config/run.yaml")
 
 
 @dataclass
