@@ -169,6 +169,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = spec("bf16", doc="autocast dtype on GPUs; CPUs run fp32")
     channels_last: bool = spec(True, doc="on GPUs")
     grad_clip: float | None = spec(None, gt=0)
+    finite_check_every: int = spec(
+        50, ge=1, doc="steps between host reads of the finiteness flag (bad steps are skipped at once)"
+    )
     seed: int = 0
     max_failures: int = spec(3, ge=-1, doc="worker-group restarts from the latest checkpoint (-1 = unlimited)")
     checkpoints_to_keep: int = spec(2, ge=1)

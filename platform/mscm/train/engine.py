@@ -24,17 +24,15 @@ from ..data import build_dataset, drop_skipped, holdout_identities
 from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
-from ..errors import MscmError
 from ..eval.full import EvalRequest, evaluate_protocols
 from ..eval.result import EvalResult
 from ..eval.test_images import TestImages, open_test_images
 from ..losses import MSCMLoss
 from ..model import build_model
+from .finite import FiniteWatch, NonFiniteLossError, agree, finite_step
 from .optim import build_optimizer, build_scheduler
 
-
-class NonFiniteLossError(MscmError, FloatingPointError):
-    """The loss became NaN or infinite; the run cannot continue."""
+__all__ = ["Engine", "NonFiniteLossError", "PreparedData", "prepare_data", "seed_everything"]
 
 
 @dataclass
@@ -124,12 +122,6 @@ class Engine:
         return getattr(self.model, "module", self.model)
 
     # -- training ---------------------------------------------------------------------------
-    def _all_finite(self, value: torch.Tensor) -> bool:
-        flag = torch.isfinite(value.detach()).all().to(torch.int32).reshape(1)
-        if self.world_size > 1 and dist.is_initialized():
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)  # every rank stops at the same step
-        return bool(flag.item())
-
     def train_epoch(self) -> dict[str, float]:
         """Run one epoch; returns epoch means of the loss terms plus lr, accuracy and throughput."""
         cfg, epoch = self.cfg, self.epoch
@@ -140,16 +132,19 @@ class Engine:
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
         seen = views_seen = 0
+        watch = FiniteWatch(self.device, cfg.train.finite_check_every, epoch)
         start = time.perf_counter()
         for step, (vis, ir, labels) in enumerate(self.loader):
             if self.first_step_wall is None:
                 self.first_step_wall = time.time()
-            terms, logits, targets = self._train_step(vis, ir, labels, gen, step)
-            for k, v in terms.items():
+            terms, logits, targets, ok = self._train_step(vis, ir, labels, gen)
+            for k, v in terms.items():  # device sums, read once at the end of the epoch
                 sums[k] = sums.get(k, torch.zeros((), device=self.device)) + v.detach().float()
             correct += (logits.detach().argmax(1) == targets).sum()
             seen += 1
             views_seen += targets.numel()
+            watch.record(step, ok, terms)
+        watch.check()
         if self.on_gpu:
             torch.cuda.synchronize(self.device)
         elapsed = time.perf_counter() - start
@@ -163,9 +158,9 @@ class Engine:
         metrics["perf/steps"] = seen
         return metrics
 
-    def _train_step(self, vis, ir, labels, gen: torch.Generator, step: int):
-        """Augment, forward, loss, backward and optimiser step on one batch; returns (terms, logits, targets)."""
-        cfg = self.cfg
+    def _train_step(self, vis, ir, labels, gen: torch.Generator):
+        """Augment, forward, loss, backward and optimiser step on one batch, with no host read;
+        returns (terms, logits, targets, ok), ``ok`` the device flag "this step was finite"."""
         vis = vis.to(self.device, non_blocking=True)
         ir = ir.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
@@ -176,18 +171,31 @@ class Engine:
         ):
             out = self.model(*views)
         terms = self.criterion(out, targets)
-        loss = terms["total"]
-        if not self._all_finite(loss):
-            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-            raise NonFiniteLossError(f"non-finite loss at epoch {self.epoch + 1}, step {step + 1}: {detail}")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if cfg.train.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return terms, out.logits, targets
+        return terms, out.logits, targets, self._update(terms["total"])
+
+    def _update(self, loss: torch.Tensor) -> torch.Tensor:
+        """Backward and an optimiser step that a non-finite loss or gradient never reaches (skipped on
+        the device, see mscm.train.finite); returns the step's finite flag, agreed by every rank."""
+        opt, scaler, clip = self.optimizer, self.scaler, self.cfg.train.grad_clip
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        loss_ok = torch.isfinite(loss.detach())
+        if scaler.is_enabled():
+            # fp16: an overflowing gradient is routine; GradScaler skips that step (on the device for a
+            # fused optimiser) and lowers its scale. Only a non-finite loss fails the run.
+            if clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            scaler.step(opt)
+            scaler.update()
+            return agree(loss_ok, self.world_size)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        norm = nn.utils.get_total_norm(grads)
+        ok = agree(loss_ok & torch.isfinite(norm), self.world_size)
+        if clip:
+            nn.utils.clip_grads_with_norm_(self.model.parameters(), clip, norm)
+        finite_step(opt, ok)
+        return ok
 
     def _epoch_means(
         self, sums: dict[str, torch.Tensor], correct: torch.Tensor, seen: int, views_seen: int

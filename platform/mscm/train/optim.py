@@ -21,15 +21,26 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         {"params": groups["head"], "lr": cfg.lr, "name": "head"},
         {"params": groups["backbone"], "lr": cfg.lr * cfg.backbone_lr_scale, "name": "backbone"},
     ]
+    # Fused: one kernel per step, and a step the device flags non-finite is skipped there
+    # (mscm.train.finite), with no host read.
     if cfg.name == "sgd":
-        return torch.optim.SGD(
+        opt = torch.optim.SGD(
             param_groups,
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
             weight_decay=cfg.weight_decay,
+            fused=True,
         )
-    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        if cfg.momentum > 0:
+            # Zero buffers from the start: fused SGD allocates them uninitialised on its first step and
+            # takes them as filled afterwards, so a skipped first step would leave garbage momentum.
+            # With dampening 0, buf = 0.9 * 0 + g equals the first step's buf = g.
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    opt.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return opt
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
 
 
 def lr_factor(epoch: int, cfg: ScheduleConfig) -> float:
