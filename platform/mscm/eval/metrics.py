@@ -23,7 +23,8 @@ distances land in their own bucket) and those rows are recomputed with the stabl
 
 The ranking passes run in numpy on the CPU (single-threaded and steady on a busy machine, where
 many small multi-threaded torch reductions are not); distances are computed on the features'
-device (numpy's BLAS on the CPU, torch on a GPU) and ranked block by block. Queries are processed
+device (numpy's BLAS on the CPU, torch on a GPU) and ranked block by block. Features on a GPU are
+ranked there instead (mscm.eval.device_ranking: one stable sort per row, the same scores). Queries are processed
 in blocks sized by a memory budget, so a 20k x 200k ranking never holds a 20k x 200k matrix
 (bench/eval_metrics.py).
 """
@@ -302,7 +303,7 @@ class _Ranker:
         self.removal = _check_removal(removal, nq, ng, qc, gc)
         self.gal = _Gallery(g_pids_np, gc)
         self.q_dense = self.gal.dense_of(self.q_pids)
-        self.q_cams = qc
+        self.q_cams, self.g_cams = qc, gc
         self.ng = ng
 
     def rows(self, d: np.ndarray, lo: int, owned: bool, columns: np.ndarray | None = None) -> list[QueryScores]:
@@ -398,17 +399,24 @@ def score_features(
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    on_device: bool | None = None,
 ) -> QueryScores:
     """Per-query scores ranking ``gallery`` for each ``query`` by distance -(q . g).
 
     Features are used as given (L2-normalise them for cosine; concatenated parts give a sum of
     similarities, see mscm.eval.features.fuse_for_similarity). Queries run in blocks of
     ``chunk_size`` rows, or as many as ``memory_budget`` bytes of block work allow; the gallery is
-    held once. Distances are computed on the features' device, ranked on the CPU.
+    held once. Distances are computed on the features' device. ``on_device``: rank there too
+    (mscm.eval.device_ranking; None = when the features are on a GPU), else on the CPU.
     """
     q, g = _pair_features(query, gallery)
     nq, ng = q.shape[0], g.shape[0]
     ranker = _Ranker(nq, ng, q_pids, g_pids, q_cams, g_cams, removal)
+    if (q.device.type != "cpu" if on_device is None else on_device) and nq:
+        from .device_ranking import score_on_device
+
+        r = ranker
+        return score_on_device(q, g, r.q_pids, r.gal.pids, r.q_cams, r.g_cams, r.removal)
     rows = _rows_per_block(ng, chunk_size, memory_budget)
     parts = []
     for lo in _blocks(nq, rows, progress, "ranking"):
