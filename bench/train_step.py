@@ -65,21 +65,28 @@ class Step:
         self.loss_fn, self.optimizer, self.amp, self.device = loss_fn, optimizer, amp, device
         self.images = sum(v.shape[0] for v in views)
 
-    def __call__(self) -> float:
+    def __call__(self) -> torch.Tensor:
+        """One step; the loss stays on the device (no host read, so the GPU can run ahead)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model(*self.views)
         loss = self.loss_fn(out, self.labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
 
 
-def mscm_step(backbone: str, h: int, w: int, per_stream: int, device: torch.device, cuda: bool) -> Step:
+def mscm_step(
+    backbone: str, h: int, w: int, per_stream: int, device: torch.device, cuda: bool, compile_backend: str | None = None
+) -> Step:
+    """``compile_backend``: wrap the model in torch.compile with this backend ("inductor", ...)."""
     cfg = ModelConfig(backbone=backbone, alb_heads=alb_heads(h, w))
     model = build_model(cfg, NUM_CLASSES, h, w).to(device).train()
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    optimizer = build_optimizer(model, OptimConfig())
+    if compile_backend:
+        model = torch.compile(model, backend=compile_backend)
     g = torch.Generator().manual_seed(0)
     views = [
         torch.randn(per_stream, 3, h, w, generator=g).to(device).contiguous(memory_format=fmt)
@@ -94,7 +101,7 @@ def mscm_step(backbone: str, h: int, w: int, per_stream: int, device: torch.devi
         views,
         labels,
         lambda out, y: criterion(out, y)["total"],
-        build_optimizer(model, OptimConfig()),
+        optimizer,
         cuda,
         device,
     )
@@ -126,8 +133,8 @@ def time_steps(step: Step, warmup: int, steps: int, label: str) -> float:
         loss = step()
     sync()
     elapsed = time.perf_counter() - start
-    if not torch.isfinite(torch.tensor(loss)):
-        raise FloatingPointError(f"{label}: non-finite loss {loss}")
+    if not bool(torch.isfinite(loss)):
+        raise FloatingPointError(f"{label}: non-finite loss {float(loss)}")
     return step.images * steps / elapsed
 
 

@@ -69,21 +69,24 @@ def test_batches_normalisation_and_modality():
     torch.testing.assert_close(a, extract_features(model, imgs, "ir", amp_dtype=torch.bfloat16, progress=False))
 
 
-def test_flip_tta_sums_and_renormalises():
+def test_flip_tta_is_the_authors_plain_sum_or_renormalised():
     model = TinyModel().eval()
     imgs = _images(3, seed=1)
-    got = extract_features(model, imgs, "visible", which="both", flip=True, progress=False)
+    summed = extract_features(model, imgs, "visible", which="both", flip=True, progress=False)
+    renormed = extract_features(model, imgs, "visible", which="both", flip=True, flip_normalize=True, progress=False)
     x = normalize_uint8(torch.from_numpy(imgs))
     with torch.no_grad():
         plain, mirrored = model.embed(x, Modality.VISIBLE, "both"), model.embed(x.flip(3), Modality.VISIBLE, "both")
-    for g, p, m in zip(got, plain, mirrored):
-        torch.testing.assert_close(g, F.normalize(p + m, dim=1))
-    assert not torch.allclose(got[1], plain[1])
+    for s, r, p, m in zip(summed, renormed, plain, mirrored):
+        torch.testing.assert_close(s, p + m)  # testD.py: feat = model(x) + model(flip(x)), not normalised again
+        torch.testing.assert_close(r, F.normalize(p + m, dim=1))
+        assert not torch.allclose(s.norm(dim=1), torch.ones(len(s)))
+    assert not torch.allclose(renormed[1], plain[1])
     # A mirror-symmetric image gives the same feature with or without the TTA.
     sym = np.concatenate([imgs[:, :, : W // 2], imgs[:, :, : W // 2][:, :, ::-1]], axis=2)
     torch.testing.assert_close(
         extract_features(model, sym, "visible", flip=True, progress=False),
-        extract_features(model, sym, "visible", progress=False),
+        2 * extract_features(model, sym, "visible", progress=False),
     )
 
 

@@ -121,3 +121,26 @@ def test_llcm_both_directions_with_fusion_and_flip(roots, model, tmp_path):
     _check(results["llcm-i2v"], [0, 1], count("test_nir", nir_cams), folders("test_vis", vis_cams))
     _check(results["llcm-v2i"], [0, 1], count("test_vis", vis_cams), folders("test_nir", nir_cams))
     assert all(r.feature == "pool+bn" and r.flip for r in results.values())
+
+
+def test_flip_follows_the_authors_scripts_per_protocol_by_default(roots, model, tmp_path):
+    """eval.flip null: LLCM VIS->IR flips (testD.py), IR->VIS does not (test.py); each protocol's
+    numbers equal those of the run that sets that flip for every protocol."""
+    images = open_test_images(read_dataset("llcm", roots["llcm"]), H, W, cache_dir=str(tmp_path))
+    run = lambda flip: evaluate_protocols(  # noqa: E731
+        model, images, EvalRequest(EvalConfig(trials=2, feature="pool+bn", flip=flip, batch_size=BATCH))
+    )
+    default, on, off = run(None), run(True), run(False)
+    assert default["llcm-v2i"].flip and not default["llcm-i2v"].flip
+    assert default["llcm-v2i"].mean == on["llcm-v2i"].mean
+    assert default["llcm-i2v"].mean == off["llcm-i2v"].mean
+    assert on["llcm-v2i"].mean != off["llcm-v2i"].mean  # the flip does change the ranking here
+
+
+def test_evaluation_precision_is_fp32_unless_asked_and_autocasts_only_on_cuda():
+    from mscm.eval.features import eval_amp_dtype
+
+    assert EvalConfig().precision == "fp32" and EvalConfig().flip is None and not EvalConfig().flip_normalize
+    assert eval_amp_dtype(EvalConfig(), "cuda") is None
+    assert eval_amp_dtype(EvalConfig(precision="bf16"), "cuda:1") is torch.bfloat16
+    assert eval_amp_dtype(EvalConfig(precision="bf16"), "cpu") is None

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--flip",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="horizontal-flip test-time augmentation (default: eval.flip)",
+        help="horizontal-flip test-time augmentation on every protocol, or on none (default: eval.flip; "
+        "null there = as the authors' scripts, LLCM VIS->IR only)",
     )
     p.add_argument(
         "--regdb-split",
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=["fp32", "bf16", "fp16"],
-        help="autocast dtype on CUDA (default: train.precision of the checkpoint)",
+        help="feature extraction autocast on CUDA (default: eval.precision of the checkpoint, fp32)",
     )
     p.add_argument("--cache-dir", help="decoded-image cache (default: data.cache_dir of the checkpoint)")
     p.add_argument("--json", metavar="OUT", help="write the results (every trial) as JSON")

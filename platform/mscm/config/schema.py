@@ -152,7 +152,11 @@ class EvalConfig:
     trials_during_training: int = spec(1, ge=1)
     every_n_epochs: int = spec(1, ge=1)
     feature: Feature = spec("bn", doc="bn = the paper's FC feature; pool+bn = LLCM fusion")
-    flip: bool = spec(False, doc="horizontal-flip test-time augmentation")
+    flip: bool | None = spec(
+        None, doc="flip TTA: null = each protocol as the authors' scripts (LLCM VIS->IR only); true/false = all"
+    )
+    flip_normalize: bool = spec(False, doc="re-normalise image + mirror features (false: the authors' plain sum)")
+    precision: Literal["fp32", "bf16", "fp16"] = spec("fp32", doc="feature autocast on GPUs (the authors: fp32)")
     batch_size: int = spec(64, ge=1)
     selection_metric: Metric = spec("mAP", doc="metric that picks the best checkpoint")
     latency_runs: int = spec(10, ge=0, doc="batch-1 inference runs timed once per run (latency_ms); 0 = off")

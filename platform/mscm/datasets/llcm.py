@@ -110,7 +110,10 @@ DATASET = DatasetSpec(
     # Single-shot gallery from the other modality; same pid + same camera removed.
     protocols=(
         ProtocolSpec("llcm-i2v", "llcm", "IR to VIS", _IR, _VIS, _NIR_CAMS, _VIS_CAMS, True, "same-camera", "dedup"),
-        ProtocolSpec("llcm-v2i", "llcm", "VIS to IR", _VIS, _IR, _VIS_CAMS, _NIR_CAMS, True, "same-camera", "dedup"),
+        # testD.py, the authors' VIS->IR script, adds flip TTA; test.py (IR->VIS, SYSU, RegDB) does not.
+        ProtocolSpec(
+            "llcm-v2i", "llcm", "VIS to IR", _VIS, _IR, _VIS_CAMS, _NIR_CAMS, True, "same-camera", "dedup", flip=True
+        ),
     ),
     plan_synthetic=plan_synthetic_llcm,
     recipe="llcm",

@@ -27,6 +27,7 @@ class ProtocolSpec:
     drawn_gallery: bool  # True: a random gallery per trial (SYSU, LLCM); False: whole gallery
     removal: str  # a mscm.eval.metrics removal rule
     cmc: str  # "dedup" (the lineage's new CMC) or "standard"
+    flip: bool = False  # the authors' flip TTA for this protocol (eval.flip: null follows it)
 
     @property
     def label(self) -> str:

@@ -15,6 +15,7 @@ from ..config.schema import EvalConfig
 from ..datasets import get_dataset, get_protocol
 from ..datasets.records import VIReIDDataset
 from ..errors import UsageError
+from .features import eval_amp_dtype
 from .full import EvalRequest, check_combinable, evaluate_protocols, full_protocols
 from .report import Report, merge_reports
 from .test_images import open_test_images
@@ -22,15 +23,13 @@ from .test_images import open_test_images
 if TYPE_CHECKING:
     from ..config.schema import RunConfig
 
-_AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 @dataclass(frozen=True)
 class EvalOptions:
     """The caller's choices; None keeps the checkpoint's own value. ``layout`` defaults to the
     checkpoint's dataset, ``dataset_root`` to its ``data.root`` (null: the synthetic dataset it trained
     on), ``split`` to its ``data.regdb_trial``, ``device`` to CUDA when available and ``precision``
-    (fp32/bf16/fp16, autocast on CUDA only) to its ``train.precision``."""
+    (fp32/bf16/fp16, autocast on CUDA only) to its ``eval.precision``."""
 
     dataset_root: str | None = None
     layout: str | None = None
@@ -49,7 +48,13 @@ class EvalOptions:
         """The checkpoint's evaluation settings with these overrides, validated like any config."""
         from ..config import from_dict, to_dict
 
-        chosen = {"trials": self.trials, "flip": self.flip, "feature": self.feature, "gallery_mode": self.gallery_mode}
+        chosen = {
+            "trials": self.trials,
+            "flip": self.flip,
+            "feature": self.feature,
+            "gallery_mode": self.gallery_mode,
+            "precision": self.precision,
+        }
         overrides = {k: v for k, v in chosen.items() if v is not None}
         if not overrides:
             return cfg.eval
@@ -63,17 +68,15 @@ def _request(cfg: RunConfig, layout: str, options: EvalOptions) -> EvalRequest:
             raise UsageError(
                 f"protocol {name!r} is not a protocol of {layout} (its protocols: {list(full_protocols(layout))})"
             )
-    if options.precision is not None and options.precision not in _AMP:
-        raise UsageError(f"precision must be one of {list(_AMP)}, got {options.precision!r}")
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    amp = _AMP[options.precision or cfg.train.precision] if torch.device(device).type == "cuda" else None
+    settings = options.settings(cfg)  # checks precision like any config value
     split = options.split if options.split is not None else cfg.data.regdb_trial
     return EvalRequest(
-        settings=options.settings(cfg),
+        settings=settings,
         protocols=tuple(options.protocols),
         split=split if get_dataset(layout).per_split else None,
         device=device,
-        amp_dtype=amp,
+        amp_dtype=eval_amp_dtype(settings, device),
         progress=options.progress,
     )
 
@@ -142,7 +145,8 @@ def _settings_summary(request: EvalRequest, size: tuple[int, int]) -> dict[str, 
     s = request.settings
     return {
         "feature": s.feature,
-        "flip": s.flip,
+        "flip": "per protocol" if s.flip is None else s.flip,
+        "flip_normalize": s.flip_normalize,
         "gallery_mode": s.gallery_mode,
         "trials": s.trials,
         "device": str(request.device),

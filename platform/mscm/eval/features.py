@@ -67,6 +67,7 @@ def extract_features(
     device: str | torch.device = "cpu",
     which: Which = "bn",
     flip: bool = False,
+    flip_normalize: bool = False,
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
     desc: str | None = None,
@@ -75,7 +76,8 @@ def extract_features(
 
     The model runs in eval mode (its previous mode is restored) under ``torch.inference_mode``.
     uint8 batches go to the device as uint8 and are normalised there. ``flip``: the feature of the
-    image plus that of its horizontal mirror, L2-normalised again (the LLCM VIS->IR script's TTA).
+    image plus that of its horizontal mirror, a plain sum as in the authors' testD.py (its norm
+    then weighs the gallery entry), or L2-normalised again with ``flip_normalize``.
     ``amp_dtype`` (bf16/fp16) enables autocast on CUDA and is ignored on CPU.
     """
     from tqdm.auto import tqdm
@@ -103,7 +105,9 @@ def extract_features(
                 feats = _embed(model, x, modality, which)
                 if flip:
                     mirrored = _embed(model, torch.flip(x, dims=[3]), modality, which)
-                    feats = [F.normalize(a.float() + b.float(), dim=1) for a, b in zip(feats, mirrored)]
+                    feats = [a.float() + b.float() for a, b in zip(feats, mirrored)]
+                    if flip_normalize:
+                        feats = [F.normalize(f, dim=1) for f in feats]
                 parts.append([f.float().cpu() for f in feats])
     finally:
         model.train(was_training)
@@ -135,18 +139,27 @@ def fuse_for_similarity(parts: Sequence[torch.Tensor], weights: Sequence[float] 
     return torch.cat([p if w == 1.0 else p * float(np.sqrt(w)) for p, w in zip(parts, weights)], dim=1)
 
 
+def eval_amp_dtype(eval_cfg: EvalConfig, device: str | torch.device) -> torch.dtype | None:
+    """The autocast dtype of feature extraction: EvalConfig.precision on CUDA, None (fp32) elsewhere."""
+    if torch.device(device).type != "cuda":
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[eval_cfg.precision]
+
+
 def features_for_eval(
     model: torch.nn.Module,
     images: Sequence[np.ndarray],
     modality: Modality | str | int,
     eval_cfg: EvalConfig,
     *,
+    flip: bool = False,
     device: str | torch.device = "cpu",
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """The ranking feature EvalConfig.feature asks for: "bn", "pool", or "pool+bn" (LLCM fusion:
-    the sum of the pool and bn cosine similarities), with EvalConfig.flip and batch_size."""
+    the sum of the pool and bn cosine similarities), with ``flip`` (the protocol's, see
+    mscm.eval.full.protocol_flip), EvalConfig.flip_normalize and batch_size."""
     which: Which = "both" if eval_cfg.feature == "pool+bn" else eval_cfg.feature  # type: ignore[assignment]
     out = extract_features(
         model,
@@ -155,7 +168,8 @@ def features_for_eval(
         batch_size=eval_cfg.batch_size,
         device=device,
         which=which,
-        flip=eval_cfg.flip,
+        flip=flip,
+        flip_normalize=eval_cfg.flip_normalize,
         amp_dtype=amp_dtype,
         progress=progress,
     )

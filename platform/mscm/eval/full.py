@@ -20,6 +20,7 @@ import torch
 from ..config.schema import EvalConfig
 from ..datasets import DATASETS, get_dataset, get_protocol
 from ..datasets.records import Modality, VIReIDDataset
+from ..datasets.spec import ProtocolSpec
 from ..errors import UsageError
 from .features import IndexedImages, features_for_eval
 from .protocols import candidates, check_dataset
@@ -51,51 +52,62 @@ class EvalRequest:
         return list(self.protocols or full_protocols(dataset.name))
 
 
+def protocol_flip(settings: EvalConfig, protocol: ProtocolSpec) -> bool:
+    """Whether ``protocol`` extracts with flip TTA: ``settings.flip``, or when it is null the authors'
+    choice for the protocol (testD.py flips for LLCM VIS->IR only)."""
+    return protocol.flip if settings.flip is None else settings.flip
+
+
+Extraction = tuple[Modality, bool]  # (modality, flip TTA)
+
+
 @dataclass
 class TestFeatures:
-    """Features of every test record the chosen protocols use, one extraction per modality:
-    ``rows[m]`` (ascending indices into the modality's test list) and ``features[m]`` aligned with them."""
+    """Features of every test record the chosen protocols use, one extraction per modality and flip
+    setting: ``rows[k]`` (ascending indices into the modality's test list) and ``features[k]`` aligned
+    with them, ``k`` = (modality, flip); ``flips[name]``: each protocol's flip."""
 
     __test__ = False  # not a pytest test class
 
     protocols: list[str]
-    rows: dict[Modality, np.ndarray]
-    features: dict[Modality, torch.Tensor]
+    rows: dict[Extraction, np.ndarray]
+    features: dict[Extraction, torch.Tensor]
     feature: str
-    flip: bool
+    flips: dict[str, bool]
 
-    def of(self, modality: Modality, idx: np.ndarray) -> torch.Tensor:
-        feats = self.features[modality]
-        return feats[torch.from_numpy(np.searchsorted(self.rows[modality], idx)).to(feats.device)]
+    def of(self, modality: Modality, flip: bool, idx: np.ndarray) -> torch.Tensor:
+        feats = self.features[(modality, flip)]
+        return feats[torch.from_numpy(np.searchsorted(self.rows[(modality, flip)], idx)).to(feats.device)]
 
 
 def extract_test_features(model: torch.nn.Module, images: TestImages, request: EvalRequest) -> TestFeatures:
-    """One extraction per modality over every record the request's protocols use; features stay on
-    the request's device (ranking runs where the model ran)."""
+    """One extraction per modality and flip setting over every record the request's protocols use;
+    features stay on the request's device (ranking runs where the model ran)."""
     dataset = images.dataset
     names = request.names(dataset)
     specs = [get_protocol(n) for n in names]
     for spec in specs:
         check_dataset(spec, dataset)
-    needed: dict[Modality, list[np.ndarray]] = {Modality.VISIBLE: [], Modality.INFRARED: []}
+    flips = {spec.name: protocol_flip(request.settings, spec) for spec in specs}
+    needed: dict[Extraction, list[np.ndarray]] = {}
     for spec in specs:
         pool = candidates(spec, dataset)
-        needed[spec.query_modality].append(pool.query)
-        needed[spec.gallery_modality].append(pool.gallery)
+        needed.setdefault((spec.query_modality, flips[spec.name]), []).append(pool.query)
+        needed.setdefault((spec.gallery_modality, flips[spec.name]), []).append(pool.gallery)
     rows, feats = {}, {}
-    for modality, parts in needed.items():
-        if parts:
-            rows[modality] = np.unique(np.concatenate(parts))
-            feats[modality] = features_for_eval(
-                model,
-                IndexedImages(images.of(modality), rows[modality]),
-                modality,
-                request.settings,
-                device=request.device,
-                amp_dtype=request.amp_dtype,
-                progress=request.progress,
-            ).to(request.device)
-    return TestFeatures(names, rows, feats, request.settings.feature, request.settings.flip)
+    for (modality, flip), parts in needed.items():
+        rows[(modality, flip)] = np.unique(np.concatenate(parts))
+        feats[(modality, flip)] = features_for_eval(
+            model,
+            IndexedImages(images.of(modality), rows[(modality, flip)]),
+            modality,
+            request.settings,
+            flip=flip,
+            device=request.device,
+            amp_dtype=request.amp_dtype,
+            progress=request.progress,
+        ).to(request.device)
+    return TestFeatures(names, rows, feats, request.settings.feature, flips)
 
 
 def rank_protocols(features: TestFeatures, dataset: VIReIDDataset, request: EvalRequest) -> dict[str, EvalResult]:
@@ -108,16 +120,16 @@ def rank_protocols(features: TestFeatures, dataset: VIReIDDataset, request: Eval
     for name in features.protocols:
         protocol = get_protocol(name)
         pool = candidates(protocol, dataset)
-        drawn = protocol.drawn_gallery
+        drawn, flip = protocol.drawn_gallery, features.flips[name]
         out[name] = evaluate_protocol(
             name,
             dataset,
-            features.of(protocol.query_modality, pool.query),
-            features.of(protocol.gallery_modality, pool.gallery),
+            features.of(protocol.query_modality, flip, pool.query),
+            features.of(protocol.gallery_modality, flip, pool.gallery),
             trials=request.settings.trials if drawn else [request.split if spec.per_split else 0],
             gallery_mode=request.settings.gallery_mode if drawn else "single",
             feature=features.feature,
-            flip=features.flip,
+            flip=flip,
             pool=pool,
             progress=request.progress,
         )

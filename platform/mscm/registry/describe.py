@@ -122,7 +122,7 @@ def version_description(rec: VersionRecord) -> str:
     head = [
         f"**MSCMNet** ({m.backbone}, {m.streams} streams, MIMB scales {m.mimb_scales}) for **{cfg.data.dataset}**, "
         f"input {cfg.data.height}x{cfg.data.width}, test feature `{cfg.eval.feature}`"
-        f"{' + flip' if cfg.eval.flip else ''}.",
+        f"{ {None: ', flip TTA as the authors per protocol', True: ' + flip'}.get(cfg.eval.flip, '') }.",
         "",
         f"**Decision: {rec.decision}.** {rec.reason}",
         "",

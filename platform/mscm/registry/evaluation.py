@@ -16,6 +16,7 @@ from ..data import build_dataset
 from ..data.fingerprint import data_fingerprint
 from ..datasets import VIReIDDataset, get_dataset
 from ..eval import EvalRequest, EvalResult, TestImages, evaluate_protocols, open_test_images
+from ..eval.features import eval_amp_dtype
 from .settings import PromotionSettings
 
 
@@ -68,6 +69,7 @@ def evaluate_full_protocol(
         dataclasses.replace(cfg.eval, trials=settings.trials, gallery_mode=settings.gallery_mode),
         split=cfg.data.regdb_trial,
         device=device,
+        amp_dtype=eval_amp_dtype(cfg.eval, device),
         progress=progress,
     )
     return evaluate_protocols(model, data.images(cfg.data.height, cfg.data.width, progress), request)

@@ -24,6 +24,7 @@ from ..data import build_dataset, drop_skipped, holdout_identities
 from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
+from ..eval.features import eval_amp_dtype
 from ..eval.full import EvalRequest, evaluate_protocols
 from ..eval.result import EvalResult
 from ..eval.test_images import TestImages, open_test_images
@@ -234,7 +235,7 @@ class Engine:
             protocols=(cfg.eval.protocol,),
             split=cfg.data.regdb_trial,
             device=self.device,
-            amp_dtype=self.amp_dtype,
+            amp_dtype=eval_amp_dtype(cfg.eval, self.device),
         )
         return evaluate_protocols(self.module, self.test_images(), request)[cfg.eval.protocol]
 
