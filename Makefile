@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.mscm-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test lint tune clean-runs
+.PHONY: install test test-py312 lint tune clean-runs
 
 install: $(STAMP)
 
@@ -17,6 +17,23 @@ $(STAMP): pyproject.toml
 # The test suite (CI runs exactly this through .ci/run).
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Python 3.12 keeps working: the package imports and the tests that start no Ray pass (CI runs this too).
+# PY312 defaults to pyenv's 3.12; pip downloads torch's cp312 wheel from PyPI (only cp311 lies on disk).
+PY312 ?= $(shell for c in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python 2>/dev/null) $$(command -v python3.12); do $$c -c '' 2>/dev/null && echo $$c && break; done)
+VENV312 := .venv-py312
+STAMP312 := $(VENV312)/.mscm-installed
+
+$(STAMP312): pyproject.toml
+	test -n "$(PY312)" || { echo "make test-py312: no Python 3.12 found (set PY312=/path/to/python3.12)" >&2; exit 2; }
+	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q -e '.[dev]'
+	touch $(STAMP312)
+
+test-py312: $(STAMP312)
+	$(VENV312)/bin/python -c "import sys, mscm, mscm.train.engine, mscm.tune.tuner; print('mscm imports on', sys.version.split()[0])"
+	$(VENV312)/bin/python -m pytest -m "not ray and not slow" $(PYTEST_ARGS)
 
 # Lint and format check (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
 lint: $(STAMP)
