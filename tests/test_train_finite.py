@@ -100,3 +100,19 @@ def test_an_overflowing_loss_stops_the_epoch_and_leaves_the_weights_as_they_were
         assert torch.equal(before[k], p), k
     steps = [s["step"] for s in engine.optimizer.state.values() if "step" in s]
     assert steps and all(float(s) == 0 for s in steps)  # AdamW counted no step
+
+
+def test_a_checkpoint_from_before_fused_optimisers_resumes_fused(tmp_path):
+    """Optimizer.load_state_dict restores each group's ``fused`` flag; a checkpoint written with the
+    foreach optimiser (fused=False) must still train, since the skip relies on the fused kernel."""
+    from mscm.train.engine import Engine
+
+    engine = Engine(tiny_config(tmp_path, **{"data.iterations_per_epoch": 2}))
+    engine.train_epoch()
+    state = engine.train_state()
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"], group["foreach"] = False, None  # as the checkpoints of 6623080 and before
+    resumed = Engine(tiny_config(tmp_path, **{"data.iterations_per_epoch": 2}))
+    resumed.load_train_state(state, engine.module.state_dict())
+    assert all(g["fused"] for g in resumed.optimizer.param_groups)
+    assert resumed.train_epoch()["perf/steps"] == 2

@@ -264,6 +264,8 @@ class Engine:
 
         load_state_strict(self.module, model_state, "checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a checkpoint from before fused optimisers says fused=False
+            group["fused"], group["foreach"] = True, None
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.loader.load_state_dict(state["sampler"])
