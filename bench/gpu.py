@@ -120,6 +120,8 @@ def train_step(device: torch.device, sz: Sizes, mem: Memory) -> dict:
 
 
 def _engine_config(device: torch.device, sz: Sizes, iterations: int, check_every: int):
+    from train_step import alb_heads
+
     from mscm.config import load_run_config
 
     cuda = device.type == "cuda"
@@ -127,7 +129,7 @@ def _engine_config(device: torch.device, sz: Sizes, iterations: int, check_every
         "sysu",
         {
             "model.backbone": sz.backbone,
-            "model.alb_heads": _alb_heads(sz),
+            "model.alb_heads": alb_heads(sz.height, sz.width),
             "data.height": sz.height,
             "data.width": sz.width,
             "data.synthetic.identities": sz.identities,
@@ -139,12 +141,6 @@ def _engine_config(device: torch.device, sz: Sizes, iterations: int, check_every
             "schedule.milestones": [],
         },
     )
-
-
-def _alb_heads(sz: Sizes) -> int:
-    from train_step import alb_heads
-
-    return alb_heads(sz.height, sz.width)
 
 
 def _busy_share(prof, wall_us: float) -> float:

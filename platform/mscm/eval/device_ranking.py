@@ -31,13 +31,11 @@ def _removed(rule: str | np.ndarray, lo: int, hi: int, qp, qc, gp, gc) -> torch.
     """The block's removed entries (c x ng bool on the device), None when nothing is removed."""
     if isinstance(rule, np.ndarray):
         return torch.from_numpy(rule[lo:hi]).to(gp.device)
-    if rule == "sysu":
-        from .metrics import SYSU_QUERY_CAM, SYSU_REMOVED_GALLERY_CAM
+    if rule == "none":
+        return None
+    from .metrics import rule_mask
 
-        return (qc[lo:hi] == SYSU_QUERY_CAM)[:, None] & (gc == SYSU_REMOVED_GALLERY_CAM)[None, :]
-    if rule == "same-camera":
-        return (qp[lo:hi, None] == gp[None, :]) & (qc[lo:hi, None] == gc[None, :])
-    return None
+    return rule_mask(rule, qp[lo:hi], qc[lo:hi], gp, gc)
 
 
 def _block_scores(d: torch.Tensor, qp: torch.Tensor, gp: torch.Tensor, gid: torch.Tensor, n_ids: int):

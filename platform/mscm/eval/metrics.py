@@ -79,12 +79,17 @@ def removal_mask(
     qp, gp = _np1d(q_pids, "q_pids"), _np1d(g_pids, "g_pids")
     if q_cams is None or g_cams is None:
         raise ValueError(f"removal rule {rule!r} needs q_cams and g_cams")
-    qc, gc = _np1d(q_cams, "q_cams"), _np1d(g_cams, "g_cams")
+    if rule not in REMOVAL_RULES:
+        raise ValueError(f"unknown removal rule {rule!r} (choose from {list(REMOVAL_RULES)})")
+    return rule_mask(rule, qp, _np1d(q_cams, "q_cams"), gp, _np1d(g_cams, "g_cams"))
+
+
+def rule_mask(rule: str, qp, qc, gp, gc):
+    """The removed entries of a named rule other than "none", as a query x gallery boolean array of the
+    inputs' kind: numpy arrays here, device tensors in mscm.eval.device_ranking (the one definition)."""
     if rule == "sysu":
         return (qc == SYSU_QUERY_CAM)[:, None] & (gc == SYSU_REMOVED_GALLERY_CAM)[None, :]
-    if rule == "same-camera":
-        return (qp[:, None] == gp[None, :]) & (qc[:, None] == gc[None, :])
-    raise ValueError(f"unknown removal rule {rule!r} (choose from {list(REMOVAL_RULES)})")
+    return (qp[:, None] == gp[None, :]) & (qc[:, None] == gc[None, :])  # "same-camera"
 
 
 class _Gallery:

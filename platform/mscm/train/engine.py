@@ -31,7 +31,7 @@ from ..eval.test_images import TestImages, open_test_images
 from ..losses import MSCMLoss
 from ..model import build_model
 from .finite import FiniteWatch, NonFiniteLossError, agree, finite_step
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, load_optimizer_state
 
 __all__ = ["Engine", "NonFiniteLossError", "PreparedData", "prepare_data", "seed_everything"]
 
@@ -263,9 +263,7 @@ class Engine:
         from ..checkpoint import load_state_strict
 
         load_state_strict(self.module, model_state, "checkpoint")
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # a checkpoint from before fused optimisers says fused=False
-            group["fused"], group["foreach"] = True, None
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.loader.load_state_dict(state["sampler"])

@@ -43,6 +43,16 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)`` keeping the kernels :func:`build_optimizer` chose: torch
+    restores each group's ``fused``/``foreach`` from the state, and a checkpoint from before the fused
+    optimisers says fused=False, which would break the device-side skip of mscm.train.finite."""
+    kernels = [(g.get("fused"), g.get("foreach")) for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, (fused, foreach) in zip(optimizer.param_groups, kernels):
+        group["fused"], group["foreach"] = fused, foreach
+
+
 def lr_factor(epoch: int, cfg: ScheduleConfig) -> float:
     """Multiplier of the base learning rates at ``epoch`` (0-based).
 
