@@ -177,6 +177,10 @@ class TrainConfig:
         50, ge=1, doc="steps between host reads of the finiteness flag (bad steps are skipped at once)"
     )
     seed: int = 0
+    deterministic: bool = spec(
+        False, doc="deterministic kernels where torch has them (docs/benchmarks.md, 'What still varies')"
+    )
+    cpu_threads: int | None = spec(None, ge=1, doc="torch intra-op threads per worker; null = Ray's/torch's choice")
     max_failures: int = spec(3, ge=-1, doc="worker-group restarts from the latest checkpoint (-1 = unlimited)")
     checkpoints_to_keep: int = spec(2, ge=1)
     storage_path: str | None = spec(None, doc="Ray results; must be shared (NFS/S3) across nodes")

@@ -30,6 +30,7 @@ from ..eval.result import EvalResult
 from ..eval.test_images import TestImages, open_test_images
 from ..losses import MSCMLoss
 from ..model import build_model
+from .determinism import apply_determinism
 from .finite import FiniteWatch, NonFiniteLossError, agree, finite_step
 from .optim import build_optimizer, build_scheduler, load_optimizer_state
 
@@ -84,6 +85,7 @@ class Engine:
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.device = torch.device(device)
         self.on_gpu = self.device.type == "cuda"
+        apply_determinism(cfg.train)
         seed_everything(cfg.train.seed + rank)
         self.data = prepare_data(cfg, progress=progress and rank == 0)
         ds = self.data.dataset
