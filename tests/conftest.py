@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated project folder for the whole session, a guard that the checkout's
-own run folders stay as they were, and real local Ray clusters."""
+own run folders stay as they were, one real local Ray shared by the tests that need no cluster of their
+own, and the CPU kernels pinned so that training numbers do not depend on the processor."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Before torch runs anything in this process or in the Ray workers it starts (they inherit the
+# environment): the AVX2 kernels everywhere, so a seed trains to the same numbers on CI's machine and on
+# a developer's (mscm.train.determinism; that module imports no torch).
+from mscm.train.determinism import pin_cpu_kernels  # noqa: E402
+
+pin_cpu_kernels()
 GUARDED = ("mlruns", "ray_results", "data")  # the embedded defaults' stores in the checkout
 
 
@@ -59,15 +67,26 @@ def isolated_project(tmp_path_factory) -> str:
         os.environ["MSCM_HOME"] = old
 
 
+@pytest.fixture(scope="session")
+def _shared_ray_session(isolated_project):
+    """Shuts the shared local Ray down once, at the end of the session."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
-def local_ray(isolated_project):
-    """A real local Ray (2 CPUs, small object store, trial-driver slots), shut down after the module."""
+def local_ray(_shared_ray_session):
+    """The session's real local Ray (2 CPUs, small object store, trial-driver slots): started by the first
+    module that asks, kept for the next ones (a start costs 15-25 s here). A test that needs a cluster of
+    its own (ray.cluster_utils.Cluster) shuts it down first; the next module that asks starts it again.
+    Tests share the cluster, not state: each writes to its own stores and storage paths."""
     import ray
 
     from mscm.raycluster import init_ray
 
-    if ray.is_initialized():
-        ray.shutdown()
-    resources = init_ray(num_cpus=2)
-    yield resources
-    ray.shutdown()
+    if not ray.is_initialized():
+        init_ray(num_cpus=2)
+    yield ray.cluster_resources()

@@ -1,144 +1,102 @@
 """Evidence that training learns: the smoke recipe, trained for a few CPU minutes on the synthetic
-dataset with the real engine (sampler, four-stream augmentations, CE + QCT, AdamW), must raise the
-cross-modal mAP of the SYSU all-search protocol well above the untrained model's, from the same seed;
-and the trained checkpoint, used through ``mscm retrieve``, must find the right identity far more often
-than chance.
+dataset with the real engine (sampler, four-stream augmentations, CE + QCT, AdamW), must lower its loss past
+a floor measured over seeds, which a model that does not learn never reaches; and the trained checkpoint,
+used through ``mscm retrieve``, must rank the gallery as its embeddings do.
 
-Calibration (bench/synth_calibrate.py, bench/ablation.py): the untrained model scores mAP ~0.25-0.34
-on this data because the small gallery (one image per identity and camera) puts chance high; six short
-epochs reach ~0.45-0.6.
+Nothing here fails by chance (issue 26). tests/learning_recipe.py holds the floor: the loss drop's measured
+mean minus 4 standard deviations over seeds 0-9 (bench/learning_spread.py, docs/benchmarks.md "Learning
+check: the spread"). The cross-modal mAP and retrieval gains are printed, not asserted: over the same seeds
+they are bimodal (mAP gain 0.192 +- 0.077, mean - 4 sd below zero), so any floor on them is either unsafe
+or empty. The zero-learning-rate run shows the floor fails a model that does not learn, and training is
+deterministic for a seed on one machine (train.deterministic, fixed threads, pinned CPU kernels).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections import defaultdict
+import math
 from pathlib import Path
 
 import pytest
 import torch
-
-from mscm.config import load_run_config
+from learning_recipe import RECIPE, figures, gallery_folder, shortfalls, summary, train_once
 
 pytestmark = pytest.mark.slow
-
-RECIPE = {
-    # 64x32 inputs (the synthetic files stay 128x64): a step costs a third of the recipe's 128x64, and
-    # 240 steps raise mAP by about 0.24 (measured 0.255 -> 0.492, retrieval top-1 0.149 -> 0.340)
-    "data.height": 64,
-    "data.width": 32,
-    "data.synthetic.identities": 32,
-    "data.iterations_per_epoch": 40,
-    "schedule.epochs": 6,
-    "schedule.warmup_epochs": 1,
-    "schedule.milestones": [4],
-    "eval.trials": 3,
-}
-MARGIN = 0.10  # absolute mAP gain demanded; measured gains on this recipe are 0.2-0.3
-
-
-def _checkpoint(engine, directory: Path) -> Path:
-    from mscm.checkpoint import save_checkpoint
-
-    return save_checkpoint(
-        directory, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model, epoch=engine.epoch, metrics={}
-    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One training of the smoke recipe, with checkpoints of the model before and after it."""
-    from mscm.train.engine import Engine
-
-    torch.set_num_threads(2)
-    folder = tmp_path_factory.mktemp("learn")
-    cfg = load_run_config("smoke", RECIPE)
-    engine = Engine(cfg)
-    untrained = engine.evaluate().mean
-    before = _checkpoint(engine, folder / "untrained")
-    losses = [engine.train_epoch()["loss/total"] for _ in range(cfg.schedule.epochs)]
-    trained = engine.evaluate().mean
-    after = _checkpoint(engine, folder / "trained")
-    return {
-        "engine": engine,
-        "untrained": untrained,
-        "trained": trained,
-        "losses": losses,
-        "checkpoints": (before, after),
-        "folder": folder,
-    }
+    """One training of the smoke recipe from seed 0, with checkpoints of the model before and after it."""
+    return train_once(tmp_path_factory.mktemp("learn"), seed=0)
 
 
-def test_smoke_recipe_raises_cross_modal_map_well_above_untrained(trained):
-    untrained, after, losses = trained["untrained"], trained["trained"], trained["losses"]
-    report = (
-        f"untrained mAP {untrained['mAP']:.3f} R1 {untrained['rank1']:.3f} -> trained mAP {after['mAP']:.3f} "
-        f"R1 {after['rank1']:.3f}; epoch losses {[round(v, 3) for v in losses]}"
-    )
-    print(report)
-    assert losses[-1] < losses[0], report
-    assert after["mAP"] >= untrained["mAP"] + MARGIN, report
-    assert after["rank1"] > untrained["rank1"], report
+def test_smoke_recipe_lowers_its_loss_past_the_measured_floor(trained):
+    report = summary(trained)
+    print(report)  # the mAP and retrieval figures, for the record (bench/learning_spread.py has their spread)
+    values = figures(trained)
+    assert shortfalls(values) == [], report
+    assert all(0 <= trained.trained[k] <= 1 and 0 <= trained.untrained[k] <= 1 for k in ("mAP", "rank1")), report
+    assert all(math.isfinite(v) for v in values.values()), values
 
 
-def test_retrieval_with_the_trained_checkpoint_finds_the_identity_far_above_chance(trained, capsys):
+def test_retrieval_with_the_trained_checkpoint_ranks_as_its_embeddings_do(trained, capsys):
     """Every infrared test image queries a gallery folder holding one visible image per test identity
-    (file names carry no identity). Chance top-1 is 1 / identities; the untrained checkpoint is the
-    floor the trained one must clear."""
+    (file names carry no identity); ``mscm retrieve`` on the trained checkpoint must list, for a query,
+    the gallery images in the order of their cosine similarity to it, computed here from the model."""
+    import csv
+
+    import numpy as np
+
     from mscm.cli import main as cli_main
-    from mscm.registry.retrieve import rank_queries
+    from mscm.datasets.records import Modality
+    from mscm.registry.retrieve import embed_files, gallery_files
     from mscm.registry.source import load_embedder
 
-    ds = trained["engine"].data.dataset
-    gallery = trained["folder"] / "gallery"
-    gallery.mkdir()
-    pid_of = {}
-    for r in ds.test_visible:
-        if r.pid not in pid_of.values():
-            dest = gallery / f"g{len(pid_of):03d}{Path(r.path).suffix}"
-            shutil.copy(r.path, dest)
-            pid_of[str(dest)] = r.pid
-    queries = [r for r in ds.test_infrared if r.pid in set(pid_of.values())]
-    chance = 1 / len(pid_of)
-
-    top1 = {}
-    for name, ckpt in zip(("untrained", "trained"), trained["checkpoints"]):
-        model = load_embedder(str(ckpt))
-        rankings = rank_queries(model, [r.path for r in queries], gallery, "infrared", top=1, progress=False)
-        hits = defaultdict(list)
-        for r, ranking in zip(queries, rankings):
-            hits[r.pid].append(pid_of[ranking.matches[0].path] == r.pid)
-        top1[name] = sum(sum(h) / len(h) for h in hits.values()) / len(hits)  # mean over identities
-    report = (
-        f"{len(queries)} infrared queries, {len(pid_of)} gallery identities: top-1 untrained "
-        f"{top1['untrained']:.3f}, trained {top1['trained']:.3f}, chance {chance:.3f}"
-    )
-    assert top1["trained"] >= 2.5 * chance, report
-    assert top1["trained"] >= top1["untrained"] + 0.1, report
+    report = summary(trained)
+    assert trained.retrieval["identities"] >= 8 and trained.retrieval["queries"] >= 40, report
+    assert 0 <= trained.retrieval["trained"] <= 1 and 0 <= trained.retrieval["untrained"] <= 1, report
 
     # the command line on the same checkpoint writes the ranked list and the grid
-    out = trained["folder"] / "cli"
-    assert (
-        cli_main(
-            [
-                "retrieve",
-                "--model",
-                str(trained["checkpoints"][1]),
-                "--query",
-                queries[0].path,
-                "--modality",
-                "infrared",
-                "--gallery",
-                str(gallery),
-                "--top",
-                "3",
-                "--out",
-                str(out),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    gallery, _, queries = gallery_folder(trained)
+    out = trained.folder / "cli"
+    args = ["retrieve", "--model", str(trained.checkpoints[1]), "--query", queries[0].path]
+    args += ["--modality", "infrared", "--gallery", str(gallery), "--top", "3", "--out", str(out), "--quiet"]
+    assert cli_main(args) == 0
     assert "#1" in capsys.readouterr().out
     assert {p.suffix for p in out.iterdir()} >= {".csv", ".json", ".png"}
+
+    model = load_embedder(str(trained.checkpoints[1]))
+    infrared = Modality.parse("infrared")
+    q, _, _ = embed_files(model, [Path(queries[0].path)], infrared, progress=False)
+    g, kept, _ = embed_files(model, gallery_files(gallery), Modality(1 - infrared), progress=False)
+    expected = [Path(kept[j]).name for j in np.argsort(-(q @ g.T).numpy()[0], kind="stable")[:3]]
+    with open(next(out.glob("*.csv"))) as f:
+        listed = [Path(row["path"]).name for row in csv.DictReader(f)]
+    assert listed == expected, (listed, expected)
     print(report)
+
+
+def test_a_model_that_does_not_learn_falls_short_of_the_floors(tmp_path):
+    """The negative control: the same recipe with a learning rate of 1e-12 (optim.lr must be positive;
+    AdamW then moves no weight by more than ~1e-11, so only batch-norm statistics change) must fall short
+    of the loss floor. Two epochs are enough (the floor compares the last epoch's loss with the first's):
+    the statistics settle within the first epoch's 40 steps, and nothing else changes."""
+    frozen = train_once(tmp_path, seed=0, retrieval=False, optim__lr=1e-12, schedule__epochs=2, schedule__milestones=[])
+    missed = shortfalls(figures(frozen))
+    assert [line.split()[0] for line in missed] == ["loss_drop"], (missed, summary(frozen))
+
+
+def test_the_same_seed_trains_to_the_same_weights(tmp_path):
+    """train.deterministic with fixed threads: two runs of one seed give bit-identical weights and losses
+    (a few steps of the recipe; the learning test above relies on it to be repeatable)."""
+    from mscm.config import load_run_config
+    from mscm.train.engine import Engine
+
+    cfg = load_run_config("smoke", {**RECIPE, "data.iterations_per_epoch": 4, "schedule.epochs": 2})
+    runs = []
+    for _ in range(2):
+        engine = Engine(cfg)
+        losses = [engine.train_epoch()["loss/total"] for _ in range(2)]
+        runs.append((losses, {k: v.clone() for k, v in engine.module.state_dict().items()}))
+    (losses_a, state_a), (losses_b, state_b) = runs
+    assert losses_a == losses_b
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)

@@ -1,0 +1,72 @@
+"""The spread of the learning check: train the learning test's recipe over seeds (and repeats of a seed),
+print every figure the test asserts with its mean, standard deviation and mean - 4 sd, and the floors
+the test uses (tests/learning_recipe.py).
+
+    python bench/learning_spread.py --seeds 0-9 --repeat 0          # ~2 min a run on 2 cores
+    python bench/learning_spread.py --seeds 0-2 --json out.json
+
+Runs in the kernel environment of the test suite (tests/conftest.py pins the CPU kernels), one process,
+with MSCM_HOME in a temporary folder unless it is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-9", help="training seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
+    parser.add_argument("--repeat", default="", help="seeds to train a second time (determinism check)")
+    parser.add_argument("--json", help="write every run's figures here")
+    args = parser.parse_args()
+
+    from mscm.train.determinism import pin_cpu_kernels
+
+    pinned = pin_cpu_kernels()  # before torch runs anything, as the suite's conftest does
+    os.environ.setdefault("MSCM_HOME", tempfile.mkdtemp(prefix="mscm-spread-"))
+    import torch
+    from learning_recipe import FLOORS, figures, spread, summary, train_once
+
+    print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")
+    runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat or "")]
+    rows, records = [], []
+    for seed, repeat in runs:
+        with tempfile.TemporaryDirectory() as folder:
+            learned = train_once(Path(folder), seed=seed)
+        values = figures(learned)
+        print(f"{summary(learned)}  [{learned.seconds:.0f} s{', repeat' if repeat else ''}]", flush=True)
+        records.append({"seed": seed, "repeat": repeat, "seconds": learned.seconds, **values})
+        if not repeat:
+            rows.append(values)
+    print(f"\n{len(rows)} seeds | figure | mean | sd | mean - 4 sd | floor | margin (sd)")
+    for name, (mean, sd, low) in spread(rows).items():
+        floor = FLOORS.get(name)
+        margin = f"{(mean - floor) / sd:6.1f}" if floor is not None and sd else "     -"
+        print(f"  {name:13s} {mean:8.3f} {sd:7.3f} {low:9.3f} {floor if floor is not None else '-':>7} {margin}")
+    for rec in (r for r in records if r["repeat"]):
+        first = next(r for r in records if r["seed"] == rec["seed"] and not r["repeat"])
+        same = all(first[k] == rec[k] for k in rows[0])
+        print(f"  seed {rec['seed']} repeated: {'identical figures' if same else 'DIFFERENT figures'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
+
+
+if __name__ == "__main__":
+    main()
