@@ -202,6 +202,7 @@ def test_ray_submit_runs_the_main_job_on_a_launcher_cluster(tmp_path):
                 str(stores / "ray_results"),
                 "--optuna-url",
                 f"sqlite:///{stores / 'optuna.db'}",
+                "--no-baseline",  # the baseline is tested on the shared search; this test is about the launcher
                 timeout=600,
             )
             assert job.returncode == 0, job.stdout[-6000:] + job.stderr[-4000:]
