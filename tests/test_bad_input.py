@@ -109,6 +109,7 @@ def _first_image(root: Path, cam: str = "cam1") -> Path:
 # -- the dataset -------------------------------------------------------------------------------
 
 
+@pytest.mark.portable
 def test_missing_dataset_root(stores, tmp_path):
     missing = tmp_path / "no-such-dataset"
     proc = stores.train("--set", f"data.root={missing}")

@@ -19,6 +19,8 @@ from mscm.config import (
     to_dict,
 )
 
+pytestmark = pytest.mark.portable  # the focused check under every supported Python (make test-py312)
+
 
 def write(tmp_path, data, name="run.yaml"):
     path = tmp_path / name

@@ -45,6 +45,7 @@ def _both(dist, q_pids, g_pids, **kw):
 # --- hand-worked cases ---------------------------------------------------------------------------
 
 
+@pytest.mark.portable
 def test_hand_worked_three_queries():
     # Ranked gallery pids (same order for every query): A B A C A  with A=1, B=2, C=3.
     dist, g = _one_hot_rank([1, 2, 1, 3, 1], [1, 2, 3])
@@ -201,6 +202,7 @@ def test_removal_mask_matches_its_definition():
 
 @pytest.mark.parametrize("rule", ["none", "sysu", "same-camera"])
 @pytest.mark.parametrize("seed", range(5))
+@pytest.mark.portable
 def test_vectorised_agrees_with_reference(rule, seed):
     rng = np.random.default_rng(10 + seed)
     # Up to 12 positives per query use comparison passes, more a sort: seed 0 has many

@@ -61,6 +61,7 @@ def test_paper_model_layout(paper_model):
 
 
 @pytest.mark.parametrize("streams", [4, 2])
+@pytest.mark.portable
 def test_training_forward_shapes(streams):
     model = small(streams=streams).train()
     out = model(*views(streams))
@@ -141,6 +142,7 @@ def test_bad_inputs_are_clear_errors():
         model.embed(views(1)[0], Modality.VISIBLE, which="fc")
 
 
+@pytest.mark.portable
 def test_embed_outputs_are_unit_norm_and_leave_the_mode_alone():
     model = small().eval()
     x = views(1)[0]
