@@ -58,6 +58,7 @@ class Learned:
     folder: Path
     engine: Any
     retrieval: dict[str, float] = field(default_factory=dict)
+    gallery: tuple[Path, dict[str, int], list] | None = None  # gallery_folder's, once it was made
     seconds: float = 0.0
 
 
@@ -94,19 +95,21 @@ def train_once(folder: Path, seed: int = 0, *, retrieval: bool = True, **overrid
 
 
 def gallery_folder(learned: Learned) -> tuple[Path, dict[str, int], list]:
-    """One visible image per test identity in a folder (names carry no identity), and the infrared queries."""
-    ds = learned.engine.data.dataset
-    gallery = learned.folder / "gallery"
-    pid_of: dict[str, int] = {}
-    if not gallery.exists():
+    """One visible image per test identity in a folder (names carry no identity), its identities by file,
+    and the infrared queries; made once per training and kept on ``learned``."""
+    if learned.gallery is None:
+        ds = learned.engine.data.dataset
+        gallery = learned.folder / "gallery"
         gallery.mkdir()
-    for r in ds.test_visible:
-        if r.pid not in pid_of.values():
-            dest = gallery / f"g{len(pid_of):03d}{Path(r.path).suffix}"
-            shutil.copy(r.path, dest)
-            pid_of[str(dest)] = r.pid
-    queries = [r for r in ds.test_infrared if r.pid in set(pid_of.values())]
-    return gallery, pid_of, queries
+        pid_of: dict[str, int] = {}
+        for r in ds.test_visible:
+            if r.pid not in pid_of.values():
+                dest = gallery / f"g{len(pid_of):03d}{Path(r.path).suffix}"
+                shutil.copy(r.path, dest)
+                pid_of[str(dest)] = r.pid
+        queries = [r for r in ds.test_infrared if r.pid in set(pid_of.values())]
+        learned.gallery = (gallery, pid_of, queries)
+    return learned.gallery
 
 
 def retrieval_top1(learned: Learned) -> dict[str, float]:
