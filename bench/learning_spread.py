@@ -1,6 +1,6 @@
 """The spread of the learning check: train the learning test's recipe over seeds (and repeats of a seed),
-print every figure the test asserts with its mean, standard deviation and mean - 4 sd, and the floors
-the test uses (tests/learning_recipe.py).
+print every figure of tests/learning_recipe.py with its mean, standard deviation and mean - 4 sd, and the
+floors the test asserts.
 
     python bench/learning_spread.py --seeds 0-9 --repeat 0          # ~2 min a run on 2 cores
     python bench/learning_spread.py --seeds 0-2 --json out.json

@@ -53,12 +53,10 @@ def _native_work(total: int) -> int:
     return int.from_bytes(digest.digest()[:4], "big")
 
 
-def workload(_: int = 0) -> float:
-    """One process's share; returns its own wall seconds."""
-    start = time.perf_counter()
+def workload(_: int = 0) -> None:
+    """One process's share (the pool times all of them together)."""
     _python_work(PYTHON_ROUNDS)
     _native_work(NATIVE_BYTES)
-    return time.perf_counter() - start
 
 
 def measure(processes: int | None = None, repeats: int = 7) -> dict:

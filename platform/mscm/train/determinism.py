@@ -32,12 +32,12 @@ PINNED_CPU_KERNELS = {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CP
 CUBLAS_WORKSPACE = ":4096:8"
 
 
-def pin_cpu_kernels(environ: os._Environ | dict | None = None) -> dict[str, str]:
-    """Set :data:`PINNED_CPU_KERNELS` where not already set; returns what is in force."""
-    env = os.environ if environ is None else environ
+def pin_cpu_kernels() -> dict[str, str]:
+    """Set :data:`PINNED_CPU_KERNELS` in this process's environment where not already set; returns what
+    is in force."""
     for key, value in PINNED_CPU_KERNELS.items():
-        env.setdefault(key, value)
-    return {key: env[key] for key in PINNED_CPU_KERNELS}
+        os.environ.setdefault(key, value)
+    return {key: os.environ[key] for key in PINNED_CPU_KERNELS}
 
 
 def apply_determinism(cfg: TrainConfig) -> None:
