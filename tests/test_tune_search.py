@@ -168,14 +168,17 @@ def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
     assert statuses.count("failed") == 1, statuses
     # ASHA's stops depend on the trials' scores, so the test replays its rule on what they reported
     # instead of asking for a number of stops (that number is a learned result; issue 26).
+    budget = _space_dict(0)["budget"]  # the schedule the search ran with
     in_order = sorted(runs, key=lambda r: r.info.run_name)
     histories = [{h.step: h.value for h in client.get_metric_history(r.info.run_id, "eval/mAP")} for r in in_order]
-    verdicts = asha_stops(histories, grace=1, rf=2, max_t=3)
+    verdicts = asha_stops(
+        histories, grace=budget["grace_period"], rf=budget["reduction_factor"], max_t=budget["epochs"]
+    )
     for r, history, stop in zip(in_order, histories, verdicts):
         if r.data.tags.get(STATUS_TAG) == "failed":
             assert not history, r.info.run_name
             continue
-        expected = ("stopped_early", stop) if stop else ("completed", 3)
+        expected = ("stopped_early", stop) if stop else ("completed", budget["epochs"])
         assert (r.data.tags[STATUS_TAG], int(r.data.tags["epochs_run"])) == expected, (r.info.run_name, histories)
     failed = next(r for r in runs if r.data.tags.get(STATUS_TAG) == "failed")
     assert "non-finite loss" in failed.data.tags.get("failure", ""), failed.data.tags.get("failure")
