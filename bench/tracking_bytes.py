@@ -21,7 +21,7 @@ def folder_bytes(root: Path) -> int:
 
 def trial_bytes(client, run) -> tuple[int, int]:
     """(bytes of the run's artifacts and of its logged model, bytes of the model's weights)."""
-    import mlflow.pytorch
+    from mscm.tracking.model_logging import load_logged_model
 
     run_root = Path(urlparse(run.info.artifact_uri).path)
     total = folder_bytes(run_root)
@@ -30,7 +30,7 @@ def trial_bytes(client, run) -> tuple[int, int]:
         return total, 0
     model = client.get_logged_model(uri.split("/", 1)[1])
     total += folder_bytes(Path(urlparse(model.artifact_location).path))
-    state = mlflow.pytorch.load_model(uri, map_location="cpu").state_dict()
+    state = load_logged_model(uri, client.tracking_uri)[0].state_dict()
     return total, sum(t.numel() * t.element_size() for t in state.values())
 
 
@@ -48,12 +48,10 @@ def main() -> int:
     parser.add_argument("--store", required=True, help="MLflow tracking URI of the finished search")
     parser.add_argument("--search", required=True, help="the search's name")
     args = parser.parse_args()
-    import mlflow
     from mlflow import MlflowClient
 
     from mscm.tracking.trials import find_search, trial_runs
 
-    mlflow.set_tracking_uri(args.store)  # mlflow.pytorch.load_model reads the global URI
     client = MlflowClient(tracking_uri=args.store)
     runs = trial_runs(client, find_search(client, args.search))
     ratios, totals = [], 0

@@ -264,7 +264,7 @@ def test_a_damaged_or_missing_champion_is_reported_and_nothing_changes(
 
 @pytest.fixture(scope="module")
 def champion_embedder(champion, store):
-    """``models:/mscm-sysu@champion`` loaded as a user would (mlflow.pytorch.load_model), once."""
+    """``models:/mscm-sysu@champion`` loaded as ``mscm retrieve`` loads it, once."""
     from mscm.registry.source import load_embedder
 
     return load_embedder(f"models:/{NAME}@champion", store.tracking_uri)
@@ -431,5 +431,7 @@ def test_a_trial_stores_its_weights_once(store, client):
     files = [p for p in (*root.rglob("*"), *model_root.rglob("*")) if p.is_file()]
     state = load_model_payload(next(iter(store.checkpoints.values())))["state_dict"]
     weights = sum(t.numel() * t.element_size() for t in state.values())
-    assert not any(p.name in ("model.pt", "train_state.pt") for p in files), files
+    # the weights once: the model's checkpoint/model.pt, never the optimiser state
+    assert [p.relative_to(model_root).as_posix() for p in files if p.name == "model.pt"] == ["checkpoint/model.pt"]
+    assert not any(p.name == "train_state.pt" for p in files), files
     assert sum(p.stat().st_size for p in files) <= 1.3 * weights

@@ -325,8 +325,10 @@ def test_optuna_study_records_every_trial(search):
 
 def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
     """The search above, end to end into the registry: the best trial becomes champion, a second
-    promotion of the same trial registers nothing, and models:/<name>@champion embeds images."""
+    promotion of the same trial registers nothing, and models:/<name>@champion embeds images through
+    mlflow.pyfunc, as a user loads it."""
     import mlflow
+    import numpy as np
     import torch
     from mlflow import MlflowClient
 
@@ -346,9 +348,9 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
 
     mlflow.set_tracking_uri(search.tracking_uri)
     mlflow.set_registry_uri(search.tracking_uri)
-    model = mlflow.pytorch.load_model(f"models:/{name}@champion")
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     images = torch.randint(0, 256, (2, TINY["data.height"], TINY["data.width"], 3), dtype=torch.uint8)
-    emb = model(images, torch.tensor([0, 1]))
+    emb = torch.from_numpy(model.predict({"images": images.numpy(), "modality": np.array([0, 1])}))
     assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
 
 

@@ -81,6 +81,12 @@ def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def checkpoint_files(directory: str | Path) -> list[Path]:
+    """What outlives training of a checkpoint: the model and its metrics (not the optimiser state)."""
+    directory = Path(directory)
+    return [p for p in (directory / MODEL_FILE, directory / METRICS_FILE) if p.is_file()]
+
+
 def read_metrics(directory: str | Path) -> dict[str, Any]:
     """The metrics saved with a checkpoint (its metrics.json), or {} when it has none."""
     file = Path(directory) / METRICS_FILE

@@ -73,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
     )
     print(outcome.message())
     if outcome.version and not args.dry_run:
-        print(f"load it with: mlflow.pytorch.load_model('models:/{outcome.registered_model}/{outcome.version}')")
+        print(f"load it with: mlflow.pyfunc.load_model('models:/{outcome.registered_model}/{outcome.version}')")
     return 0

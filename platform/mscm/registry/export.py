@@ -3,7 +3,7 @@ loads without mscm: TorchScript (``torch.jit.load``). The export is checked agai
 on fresh inputs (other batch sizes than the traced one, both modalities) before it is kept.
 
 ONNX is not offered: it needs the ``onnx`` and ``onnxscript`` packages, which the project does not
-install. The registered MLflow model itself is a pt2 (torch.export) program.
+install. The registered MLflow model itself needs mscm installed (its python_function loader is mscm's).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@
    than ``margin`` on ``metric`` (both confirmed: on their confirmed means, and by a one-sided Welch
    test at ``level``, :mod:`.gate`); otherwise it is registered with the alias ``challenger``.
 5. Unless ``dry_run``: a promotion run (nested under the search's run) keeps the checkpoint, the
-   evaluation and the decision; the inference model is logged from the checkpoint (pt2) and
+   evaluation and the decision; the inference model is logged from the checkpoint (mscm + pyfunc flavours) and
    registered with tags and a description (:mod:`.describe`); the alias moves last.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..checkpoint import CheckpointError, load_model, state_dict_sha256
+from ..checkpoint import CheckpointError, checkpoint_files, load_model, state_dict_sha256
 from ..config import RunConfig
 from ..errors import RegistryError
 from ..eval import EvalResult, format_table
@@ -45,7 +45,7 @@ from .describe import (
 )
 from .evaluation import EvalData, decision_label, decision_value, evaluate_full_protocol, load_eval_data
 from .gate import Confirmed, welch_gate
-from .select import checkpoint_dir, checkpoint_files
+from .select import checkpoint_dir
 from .settings import ALIAS_CHALLENGER, ALIAS_CHAMPION, PromotionSettings
 from .source import (
     ModelSourceError,
@@ -401,6 +401,6 @@ def _ensure_registered_model(client, name: str) -> None:
             name,
             description=(
                 f"MSCMNet VI-ReID embedding models promoted by `mscm promote`. Load the current one with "
-                f"`mlflow.pytorch.load_model('models:/{name}@{ALIAS_CHAMPION}')`; see docs/promotion.md."
+                f"`mlflow.pyfunc.load_model('models:/{name}@{ALIAS_CHAMPION}')`; see docs/promotion.md."
             ),
         )

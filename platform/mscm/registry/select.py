@@ -1,4 +1,4 @@
-"""The candidate of a promotion as files: the checkpoint rebuilt from the trial's logged model.
+"""The candidate of a promotion as files: the checkpoint inside the trial's logged model.
 
 Which trial is the candidate is :func:`mscm.tracking.trials.select_trial` (the same rule as the
 search's own summary). Its weights are read from the one copy MLflow keeps, the logged model, so a
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import METRICS_FILE, MODEL_FILE, CheckpointError
+from ..checkpoint import CheckpointError
 from ..tracking.trials import SelectionError, TrialChoice
 
 
@@ -30,9 +30,3 @@ def checkpoint_dir(client, choice: TrialChoice, scratch: str | Path) -> Path:
         raise SelectionError(
             f"trial {choice.trial_id}: its logged model {choice.model_uri} cannot be read ({type(e).__name__}: {e})"
         ) from None
-
-
-def checkpoint_files(directory: str | Path) -> list[Path]:
-    """What a promotion keeps of a checkpoint: the model and its metrics (not the optimiser state)."""
-    directory = Path(directory)
-    return [p for p in (directory / MODEL_FILE, directory / METRICS_FILE) if p.is_file()]

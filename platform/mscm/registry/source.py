@@ -2,7 +2,7 @@
 ``models:/<name>/<version>``, ``runs:/...``, ``models:/m-...``).
 
 - :func:`load_embedder` gives the inference path (:mod:`mscm.model.inference` signature) and its input
-  size: the registered pt2 model itself for MLflow URIs, an EmbeddingModel for a checkpoint folder.
+  size: an EmbeddingModel, from a checkpoint folder or from the checkpoint inside an MLflow model.
 - :func:`checkpoint_for` gives the checkpoint a registered version was made from (verified against
   the SHA-256 recorded at promotion), for export and re-evaluation.
 """
@@ -171,15 +171,16 @@ def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
             "model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)"
         )
     import mlflow
-    import mlflow.pytorch
+
+    from ..tracking.model_logging import load_logged_model
 
     uri = registry_client(tracking_uri).tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         info = mlflow.models.get_model_info(source)
-        module = mlflow.pytorch.load_model(source, map_location="cpu")
-    except Exception as e:  # MlflowException, OSError, torch load errors
+        module, _, _ = load_logged_model(source, uri)
+    except Exception as e:  # MlflowException, OSError, CheckpointError
         raise ModelSourceError(f"{source}: cannot load it from {uri} ({type(e).__name__}: {e})") from None
     height, width = _input_size(info, source)
     return Embedder(module, height, width, source)

@@ -121,7 +121,7 @@ class RunLogger:
         self.client.log_artifact(self.run_id, str(local_file), artifact_path)
 
     def log_model(self, checkpoint_dir: str | Path) -> str:
-        """Log the checkpoint's inference model with mlflow.pytorch; returns its model URI."""
+        """Log the checkpoint's inference model (mscm.tracking.model_flavor); returns its model URI."""
         from .model_logging import log_embedding_model
 
         model_uri = log_embedding_model(self.tracking_uri, self.run_id, checkpoint_dir)

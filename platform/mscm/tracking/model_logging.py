@@ -1,30 +1,25 @@
-"""The inference model of a checkpoint in MLflow: log it (mlflow.pytorch, "pt2"), and rebuild the
-checkpoint from it.
+"""The inference model of a checkpoint in MLflow: log it (the ``mscm`` flavour of
+:mod:`mscm.tracking.model_flavor`, which is also a ``python_function`` model), and read it back.
 
-The logged model is the one copy of a run's weights in MLflow. Its exported program holds every
-parameter and buffer of the network (classifier included) under ``model.<name>``, and its metadata
-holds the run config, the number of classes and the epoch, so :func:`checkpoint_from_model` can
-rebuild the checkpoint that promotion evaluates and registers, without the optimiser state (which
-stays in Ray's checkpoints).
+The logged model is the one copy of a run's weights in MLflow: its folder holds the checkpoint's
+``model.pt`` (every parameter and buffer, the run config, the number of classes, the epoch) and
+``metrics.json``, without the optimiser state (which stays in Ray's checkpoints). So
+:func:`checkpoint_from_model` gives back the checkpoint that promotion evaluates and registers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
+import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..checkpoint import FORMAT, VERSION, CheckpointError, load_model, load_state_strict, save_checkpoint
+from ..checkpoint import load_model
 from ..environ import temporary_env
 
 INPUT_DOC = "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared"
 OUTPUT_DOC = "float32 (B,D) L2-normalised"
-CHECKPOINT_META = "mscm_checkpoint"  # metadata key: what rebuilds the checkpoint
-WRAPPED = "model."  # EmbeddingModel keeps the network as .model
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -42,7 +37,7 @@ def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
 
 def embedding_signature(height: int, width: int, dim: int):
     """The MLflow signature of the inference path (mscm.model.inference): two tensor inputs with a
-    dynamic batch dimension. pt2 logging needs tensor specs (a tuple example infers none)."""
+    dynamic batch dimension."""
     import numpy as np
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -58,42 +53,33 @@ def embedding_signature(height: int, width: int, dim: int):
     )
 
 
-def _checkpoint_metadata(payload: dict[str, Any]) -> dict[str, Any]:
-    metrics = {
-        k: v
-        for k, v in payload.get("metrics", {}).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    }
-    return {
-        "format": payload["format"],
-        "version": payload["version"],
-        "num_classes": payload["num_classes"],
-        "epoch": payload["epoch"],
-        "config": payload["config"],
-        "metrics": metrics,
-    }
-
-
 def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
-    """Log in the safe "pt2" (torch.export) format, which loads without unpickling code; returns the model URI."""
+    """Log the checkpoint as the run's model (``name="model"``); returns its model URI. Nothing is
+    exported or traced: the folder holds the checkpoint's files, so this takes about as long as
+    copying them (and building the model once, for the signature's embedding size)."""
     import mlflow
-    import mlflow.pytorch
+    import numpy as np
+    from mlflow.models import Model
+
+    from . import model_flavor
 
     module, cfg, payload = embedding_model_from_checkpoint(checkpoint_dir)
     h, w = cfg.data.height, cfg.data.width
-    example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.tensor([0, 1], dtype=torch.int64))
     with torch.inference_mode():
-        dim = int(module(*example).shape[1])
+        dim = int(module(torch.zeros(1, h, w, 3, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64)).shape[1])
+    example = {"images": np.zeros((2, h, w, 3), dtype=np.uint8), "modality": np.array([0, 1], dtype=np.int64)}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)  # one store for both, whatever an earlier caller set
+    # The active run names the experiment the logged model belongs to (Model.log takes no experiment).
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.pytorch.log_model(
-            module,
+        info = Model.log(
+            None,  # artifact_path: deprecated, but still a required positional argument in MLflow 3
             name="model",
-            input_example=example,
+            flavor=model_flavor,
+            run_id=run_id,
+            checkpoint_dir=str(checkpoint_dir),
             signature=embedding_signature(h, w, dim),
-            serialization_format="pt2",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            input_example=example,
             metadata={
                 "input": INPUT_DOC,
                 "output": OUTPUT_DOC,
@@ -102,42 +88,35 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
                 "dim": dim,
                 "feature": cfg.eval.feature,
                 "epoch": payload["epoch"],
-                CHECKPOINT_META: _checkpoint_metadata(payload),
             },
         )
     return info.model_uri
 
 
 def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Path) -> Path:
-    """Rebuild the checkpoint (model.pt + metrics.json) of a model logged by :func:`log_embedding_model`.
-    The weights are checked against the network its config builds, key by key and shape by shape."""
-    import mlflow
-    import mlflow.pytorch
+    """The checkpoint (model.pt + metrics.json) of a model logged by :func:`log_embedding_model`, in
+    ``directory``. Its weights are checked against the network its config builds, key by key and shape
+    by shape, before it is returned."""
+    import mlflow.artifacts
 
-    from ..checkpoint import config_of
-    from ..model import build_model
+    from .model_flavor import checkpoint_of
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    directory = Path(directory)
     with quiet_artifact_progress():
-        meta = (mlflow.models.get_model_info(model_uri).metadata or {}).get(CHECKPOINT_META)
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise CheckpointError(
-                f"{model_uri}: not an mscm model (its metadata has no {CHECKPOINT_META} "
-                f"of format {FORMAT} version {VERSION})"
-            )
-        module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
-    state = {k[len(WRAPPED) :]: v.detach().cpu() for k, v in module.state_dict().items() if k.startswith(WRAPPED)}
-    cfg = config_of({"config": meta["config"]}, model_uri)
-    model = build_model(
-        dataclasses.replace(cfg.model, pretrained=None), int(meta["num_classes"]), cfg.data.height, cfg.data.width
-    )
-    load_state_strict(model, state, model_uri)
-    return save_checkpoint(
-        directory,
-        cfg=cfg,
-        num_classes=int(meta["num_classes"]),
-        model=model.eval(),
-        epoch=int(meta["epoch"]),
-        metrics=dict(meta.get("metrics", {})),
-    )
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(directory / "_model"), tracking_uri=tracking_uri
+        )
+    found = checkpoint_of(local, model_uri)
+    load_model(found, "cpu")  # CheckpointError names what does not fit
+    out = directory / "checkpoint"
+    shutil.copytree(found, out, dirs_exist_ok=True)
+    shutil.rmtree(directory / "_model", ignore_errors=True)
+    return out
+
+
+def load_logged_model(model_uri: str, tracking_uri: str):
+    """``(EmbeddingModel, config, payload)`` of a logged mscm model (``models:/...``, ``runs:/...``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mscm-model-") as scratch:
+        return embedding_model_from_checkpoint(checkpoint_from_model(model_uri, tracking_uri, scratch))
