@@ -271,6 +271,13 @@ def test_parent_run_summarises_the_search(search):
     assert parent.data.metrics["trials/completed"] + parent.data.metrics["trials/stopped_early"] == TRIALS - 1
     arts = {a.path for a in client.list_artifacts(search.parent_run_id, "search")}
     assert {"search/trials.csv", "search/best_trial.json"} <= arts
+    # every MLflow write went through the search's spool, and the spool was drained at its end
+    from pathlib import Path
+
+    from mscm.tracking.spool import Spool, spool_dir
+
+    spool = Spool(spool_dir(str(Path(search.experiment_path).parent), "test-search"))
+    assert len(spool.records()) > 4 * TRIALS and spool.pending() == 0
     plots = {a.path for a in client.list_artifacts(search.parent_run_id, "search/plots")}
     assert any("history" in p for p in plots), plots
     best = next(r for r in runs if r.data.tags.get("ray_trial_id") == search.best_trial_id)
@@ -357,66 +364,37 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 (light settings of docs/stack.md), proxying artifacts to a folder."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from mlflow_servers import MlflowServer
 
-    tmp = tmp_path_factory.mktemp("mlflow_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp / "artifacts"),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server")).start()
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
+        yield server
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()
+        server.stop()
 
 
-def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, tmp_path):
+SECRET = "s3cret-Pw-9"
+
+
+def _files_holding(folder, needle: bytes) -> list[str]:
+    import os
+
+    found = []
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                if needle in f.read():
+                    found.append(path)
+    return found
+
+
+def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, tmp_path, capfd):
     """A second search seeded with the first one's completed trials (same Optuna storage), tracked in a
     remote `mlflow server` over HTTP: the study starts from the copies, the trial's run, metrics,
-    artifacts and model land on the server."""
+    artifacts and model land on the server. Its tracking URI carries a password (http://user:PW@host):
+    the password is nowhere afterwards, in the server's tables and artifacts, Ray's results folder
+    (checkpoints included), the search's spool or the console (issue 23)."""
     import optuna
     from mlflow import MlflowClient
 
@@ -437,13 +415,18 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
         SearchOptions(
             space=str(space),
             name="warm-search",
-            tracking_uri=mlflow_server,
+            tracking_uri=mlflow_server.url.replace("http://", f"http://mscm:{SECRET}@"),
             warm_start="test-search",
             storage_path=str(tmp_path / "ray_results"),
             optuna_url=search.optuna_url,
         )
     )
     assert outcome.num_trials == 1 and outcome.num_errored == 0
+    console = capfd.readouterr()
+    assert SECRET not in console.out + console.err
+    assert "mscm:***@127.0.0.1" in console.out  # the printed `mscm ui` command, redacted
+    assert _files_holding(mlflow_server.folder, SECRET.encode()) == []
+    assert _files_holding(tmp_path / "ray_results", SECRET.encode()) == []
 
     study = optuna.load_study(study_name="warm-search", storage=search.optuna_url)
     copies = [t for t in study.trials if WARM_START_ATTR in t.user_attrs]
@@ -451,9 +434,10 @@ def test_a_warm_started_search_logs_to_an_mlflow_server(search, mlflow_server, t
     assert sorted((t.state.name, t.values[0]) for t in copies) == sorted((t.state.name, t.values[0]) for t in completed)
     assert len(study.trials) == len(completed) + 1
 
-    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
     parent = client.get_run(outcome.parent_run_id)
     assert parent.data.params["search.warm_start"] == "test-search"
+    assert parent.data.params["tracking.tracking_uri"] == f"http://mscm:***@127.0.0.1:{mlflow_server.port}"
     assert parent.data.params["search.warm_start_trials"] == str(len(completed))
     runs = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"

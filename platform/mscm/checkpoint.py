@@ -21,6 +21,7 @@ import torch
 
 from .config import ConfigError, RunConfig, from_dict, to_dict
 from .errors import MscmError
+from .redact import redact_values
 from .torchfile import load_tensors
 
 FORMAT = "mscm.mscmnet"
@@ -50,7 +51,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "config": to_dict(cfg),
+        "config": redact_values(to_dict(cfg)),  # no password in a file that travels
         "num_classes": int(num_classes),
         "epoch": int(epoch),
         "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))},

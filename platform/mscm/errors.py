@@ -35,9 +35,11 @@ class MscmError(Exception):
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None):
-        super().__init__(message)
+        from .redact import redact  # a URI in a message never shows its password
+
+        super().__init__(redact(message))
         if hint:
-            self.hint = hint
+            self.hint = redact(hint)
 
     def __reduce__(self):
         # BaseException's own reduce calls cls(*args): wrong for subclasses whose __init__ takes
@@ -60,6 +62,19 @@ class StorageError(MscmError, OSError):
 class TrackingError(MscmError, RuntimeError):
     """An MLflow tracking URI (or its artifact root) or an Optuna storage URL that is malformed,
     unreachable or unwritable, or a search record that is not there."""
+
+
+class TrackingPending(TrackingError):
+    """A search finished, but its MLflow store did not take every write in time; they wait in the
+    search's spool, and ``mscm sync`` sends them. Exit code 75 (EX_TEMPFAIL: try again later)."""
+
+    exit_code = 75
+
+
+class SearchInterrupted(MscmError):
+    """A search stopped by Ctrl-C (exit code 130) or SIGTERM (143); its message names the resume command."""
+
+    exit_code = 130
 
 
 class RegistryError(MscmError, RuntimeError):

@@ -46,7 +46,8 @@ def debug_enabled(args: argparse.Namespace) -> bool:
 
 
 def report_error(command: str, exc: BaseException) -> int:
-    """Print an MscmError (or one that ``exc`` wraps) as ``mscm <command>: error: ...``; exit code 2."""
+    """Print an MscmError (or one that ``exc`` wraps) as ``mscm <command>: error: ...``; exit code 2 (or
+    the error's own ``exit_code``)."""
     from ..errors import find_mscm_error, one_line
 
     err = find_mscm_error(exc)
@@ -55,7 +56,7 @@ def report_error(command: str, exc: BaseException) -> int:
     print(f"mscm {command}: error: {one_line(str(err))}", file=sys.stderr)
     if err.hint:
         print(f"  hint: {one_line(err.hint)}", file=sys.stderr)
-    return 2
+    return getattr(err, "exit_code", 2)  # 2 for bad input; TrackingPending says "try again later"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,14 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
 
     add_confirm_args(p, prefix="confirm-")
     p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="at the end, how long to wait for MLflow writes still queued (the store may be away); "
+        "what is left stays in the spool for `mscm sync` and the exit code is 75 (default 300)",
+    )
+    p.add_argument(
         "--no-baseline",
         action="store_true",
         help="skip the untrained model's evaluation on the driver before the search (baseline/* metrics)",
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             address=args.address,
             log_models=not args.no_models,
             baseline=not args.no_baseline,
+            drain_timeout_s=args.drain_timeout,
             verbose=args.verbose,
         )
     )

@@ -73,5 +73,8 @@ def load_run_config(name_or_path: str | Path, overrides: dict[str, Any] | None =
 
 
 def dump_yaml(cfg: RunConfig) -> str:
-    """The resolved config as YAML (logged as an artifact; loads back to an equal config)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    """The resolved config as YAML (logged as an artifact; loads back to an equal config, except that a
+    URI's password reads ``***``: passwords come from the environment, mscm.redact)."""
+    from ..redact import redact_values
+
+    return yaml.safe_dump(redact_values(to_dict(cfg)), sort_keys=False)

@@ -56,8 +56,18 @@ def _sqlite_file_problem(file: Path) -> str | None:
 
 
 def _server_problem(uri: str) -> str | None:
+    import base64
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri.rstrip("/"))
+    # urllib takes no user:password in the host: send them as basic auth, as MLflow's client does
+    host = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
+    request = urllib.request.Request(urlunsplit(parts._replace(netloc=host)) + "/health")
+    if parts.username:
+        token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=_SERVER_TIMEOUT_S) as reply:
+        with urllib.request.urlopen(request, timeout=_SERVER_TIMEOUT_S) as reply:
             return None if reply.status == 200 else f"GET /health answered {reply.status}"
     except (urllib.error.URLError, OSError, ValueError) as e:
         return f"no MLflow server answers there ({getattr(e, 'reason', e)})"

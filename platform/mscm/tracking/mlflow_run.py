@@ -39,8 +39,36 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     )
 
 
+class RedactingStream:
+    """stdout that masks passwords: MLflow prints "View run ... at: <tracking URI>" when a run of a
+    server store ends, with the URI's user:password in it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from ..redact import redact
+
+        return self.stream.write(redact(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def terminate(client, run_id: str, status: str) -> None:
+    """``client.set_terminated``, with what MLflow prints on the way redacted."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(RedactingStream(sys.stdout)):
+        client.set_terminated(run_id, status=status)
+
+
 def config_params(cfg: RunConfig) -> dict[str, str]:
-    return {k: str(v)[:MAX_PARAM_LEN] for k, v in flatten(to_dict(cfg)).items()}
+    """The config as MLflow params, every URI's password redacted (mscm.redact)."""
+    from ..redact import redact
+
+    return {k: redact(str(v))[:MAX_PARAM_LEN] for k, v in flatten(to_dict(cfg)).items()}
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -148,4 +176,4 @@ class RunLogger:
         return tags
 
     def end(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status=status)
+        terminate(self.client, self.run_id, status)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -62,6 +63,7 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     from mlflow.models import Model
 
     from . import model_flavor
+    from .mlflow_run import RedactingStream
 
     module, cfg, payload = embedding_model_from_checkpoint(checkpoint_dir)
     h, w = cfg.data.height, cfg.data.width
@@ -70,8 +72,9 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     example = {"images": np.zeros((2, h, w, 3), dtype=np.uint8), "modality": np.array([0, 1], dtype=np.int64)}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)  # one store for both, whatever an earlier caller set
-    # The active run names the experiment the logged model belongs to (Model.log takes no experiment).
-    with mlflow.start_run(run_id=run_id):
+    # The active run names the experiment the logged model belongs to (Model.log takes no experiment);
+    # ending it prints the run's URL, tracking URI included: redacted.
+    with contextlib.redirect_stdout(RedactingStream(sys.stdout)), mlflow.start_run(run_id=run_id):
         info = Model.log(
             None,  # artifact_path: deprecated, but still a required positional argument in MLflow 3
             name="model",

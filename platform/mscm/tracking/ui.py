@@ -35,9 +35,11 @@ class Server:
 
 def ui_command(tracking_uri: str, optuna_url: str | None = None) -> str:
     """The ``mscm ui`` command for this store, runnable as printed (the venv need not be active)."""
-    parts = [sys.executable, "-m", "mscm", "ui", "--store", tracking_uri]
+    from ..redact import redact  # printed: the password comes from the environment when it runs
+
+    parts = [sys.executable, "-m", "mscm", "ui", "--store", redact(tracking_uri)]
     if optuna_url:
-        parts += ["--optuna-url", optuna_url]
+        parts += ["--optuna-url", redact(optuna_url)]
     return shlex.join(parts)
 
 

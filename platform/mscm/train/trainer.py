@@ -19,12 +19,21 @@ def storage_path_of(cfg: RunConfig) -> str:
     return cfg.train.storage_path or str(ray_results_dir())
 
 
-def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = (), log_level: str = "INFO"):
+def build_trainer(
+    cfg: RunConfig,
+    *,
+    name: str,
+    callbacks: Sequence[Any] = (),
+    log_level: str = "INFO",
+    report_resumed: bool = False,
+):
     """A TorchTrainer for ``cfg``: DDP over ``train.num_workers`` workers, nccl on GPUs, gloo on CPUs.
 
     Checkpoints: the best ``checkpoints_to_keep`` by the selection metric plus the latest (Ray always
     keeps the latest, which is what a restarted worker group resumes from). ``log_level`` is Ray Train's
     console level; a search runs its trials at WARNING, where every report and checkpoint is no longer echoed.
+    ``report_resumed``: a resumed run reports its checkpoint's epoch again first (search trials:
+    :func:`mscm.train.worker.report_resumed_epoch`).
     """
     import ray.train
     from ray.train.torch import TorchConfig
@@ -37,7 +46,7 @@ def build_trainer(cfg: RunConfig, *, name: str, callbacks: Sequence[Any] = (), l
         resources["GPU"] = cfg.train.gpus_per_worker
     return MscmTorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": to_dict(cfg)},
+        train_loop_config={"run": to_dict(cfg), "report_resumed": report_resumed},
         torch_config=TorchConfig(backend="nccl" if cfg.train.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.train.num_workers,

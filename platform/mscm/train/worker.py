@@ -48,6 +48,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             payload = load_model_payload(d)
             engine.load_train_state(load_train_state(d), payload["state_dict"])
         resumed_from = engine.epoch
+        if loop_config.get("report_resumed"):
+            report_resumed_epoch(checkpoint, payload, rank)
+        if engine.epoch >= cfg.schedule.epochs:
+            return
     run_epochs(
         engine,
         extra_metrics={
@@ -59,6 +63,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "perf/loop_start_wall": loop_start,
         },
     )
+
+
+def report_resumed_epoch(checkpoint, payload: dict[str, Any], rank: int) -> None:
+    """A search trial resumed from a checkpoint reports that checkpoint's epoch again, with it: an
+    interrupted search stops Tune before the trial stops, so the trial's last epoch may have been
+    checkpointed without its report reaching Tune. A repeat is harmless: the MLflow callback keeps one
+    copy of an epoch (mscm.tracking.spool), ASHA and the Optuna feedback count epochs, not reports."""
+    epoch = int(payload["epoch"])
+    metrics = {**payload.get("metrics", {}), "epoch": epoch, "train/resumed_from_epoch": epoch}
+    ray.train.report(metrics, checkpoint=checkpoint if rank == 0 else None)
 
 
 def inference_cost(engine: Engine) -> dict[str, float]:

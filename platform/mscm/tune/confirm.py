@@ -36,6 +36,7 @@ class ConfirmOptions:
     address: str | None = None
     log_models: bool = True
     verbose: bool = False
+    drain_timeout_s: float = 300.0  # at the end, how long to wait for the MLflow writes still queued
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def confirm_search(opts: ConfirmOptions) -> ConfirmOutcome:
     """Re-train, then summarise on the search's parent run."""
     import ray.tune
 
+    from ..tracking.spooled_run import drain
     from .console import quiet_tune_output
     from .tuner import concurrency_for
 
@@ -144,6 +146,7 @@ def confirm_search(opts: ConfirmOptions) -> ConfirmOutcome:
     )
     with quiet_tune_output(not opts.verbose):
         results = tuner.fit()
+    drain(_spool(plan), plan.tracking_uri, opts.drain_timeout_s, sync_command(plan))
     configs = _summarise(plan)
     return ConfirmOutcome(plan.search.name, configs, plan.metric, len(results), len(results.errors))
 
@@ -189,6 +192,25 @@ def _logger(plan: ConfirmPlan, opts: ConfirmOptions) -> MlflowTrialLogger:
         log_models=opts.log_models,
         order=order,
         tags_for=plan.tags(),
+        spool_folder=str(_spool(plan).folder),
+    )
+
+
+def _spool(plan: ConfirmPlan):
+    from ..tracking.spool import Spool, spool_dir
+    from ..tracking.spooled_run import register_store
+
+    spool = Spool(spool_dir(plan.base.train.storage_path, f"{plan.search.name}-confirm"))
+    register_store(spool, plan.tracking_uri)
+    return spool
+
+
+def sync_command(plan: ConfirmPlan) -> str:
+    from ..redact import redact
+
+    return (
+        f"mscm sync --search {plan.search.name}-confirm --storage-path {plan.base.train.storage_path} "
+        f"--tracking-uri {redact(plan.tracking_uri)}"
     )
 
 

@@ -40,12 +40,18 @@ class ProgressLines(Callback):
 
     def __init__(self, max_epochs: int):
         self.max_epochs = max_epochs  # no function attributes: Tune pickles its callbacks with the experiment
+        self._printed: dict[str, int] = {}  # trial id -> last epoch printed (a resumed trial repeats one)
 
     @staticmethod
     def print_fn(line: str) -> None:
         print(line, flush=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        epoch = int(result.get("epoch", 0))
+        printed = self.__dict__.setdefault("_printed", {})  # absent from callbacks pickled by older versions
+        if epoch and epoch <= printed.get(trial.trial_id, 0):
+            return
+        printed[trial.trial_id] = epoch
         self.print_fn(report_line(trial_label(trials, trial), result, self.max_epochs))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:

@@ -21,6 +21,13 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 TRAINING_ITERATION = "training_iteration"
+EPOCH = "epoch"  # what every report carries; a restored trial's report count can fall behind it
+
+
+def fidelity(result: dict) -> int | None:
+    """The epoch a result is about (Tune's report count only for results that carry none)."""
+    value = result.get(EPOCH, result.get(TRAINING_ITERATION))
+    return None if value is None else int(value)
 
 
 class FeedbackOptunaSearch(OptunaSearch):
@@ -41,7 +48,7 @@ class FeedbackOptunaSearch(OptunaSearch):
 
     def _report(self, trial_id: str, result: dict) -> None:
         """The epoch's objective as an intermediate value, once per step (Optuna keeps the first)."""
-        value, step = result.get(self.metric), result.get(TRAINING_ITERATION)
+        value, step = result.get(self.metric), fidelity(result)
         if value is None or step is None or not math.isfinite(float(value)):
             return
         seen = self._reported.setdefault(trial_id, {})
@@ -59,7 +66,7 @@ class FeedbackOptunaSearch(OptunaSearch):
         values = self._reported.get(trial_id)
         if not values:
             return super().on_trial_complete(trial_id, result, error)
-        if int(result.get(TRAINING_ITERATION, 0)) < self._budget:
+        if (fidelity(result) or 0) < self._budget:
             self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             best = max(values.values()) if self.mode == "max" else min(values.values())

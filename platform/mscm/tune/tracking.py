@@ -2,7 +2,10 @@
 
 All writes come from the Tune driver process (one writer: safe with SQLite), also for trials that
 ASHA stopped or that failed, whose own processes never get to close their runs (docs/stack.md 2.7).
-A resumed search finds each trial's run again by its ``ray_trial_id`` tag instead of creating a second.
+The callbacks never wait for the store: each write is appended to the search's spool and sent by a
+background writer thread (:mod:`mscm.tracking.spooled_run`), so an MLflow server that is slow or away
+does not hold up Tune's loop (issue 23). A resumed search finds each trial's run again by its
+``ray_trial_id`` tag instead of creating a second.
 What each run holds follows :mod:`mscm.tracking.metrics`: per-epoch series while the trial runs, and
 at its end the best checkpoint's summary, evaluation files and inference model (its only weights in
 MLflow; the optimiser state stays in Ray's checkpoints).
@@ -41,6 +44,7 @@ class MlflowTrialLogger(LoggerCallback):
         log_models: bool = True,
         order: tuple[str, ...] = (),
         tags_for: dict[str, dict[str, str]] | None = None,
+        spool_folder: str,
     ):
         self.tracking_uri, self.experiment, self.base = tracking_uri, experiment, base
         self.parent_run_id, self.max_epochs = parent_run_id, max_epochs
@@ -48,30 +52,49 @@ class MlflowTrialLogger(LoggerCallback):
         self.log_models = log_models
         self.order = tuple(order)  # the space's parameter order: run names read as the YAML file does
         self.tags_for = dict(tags_for or {})  # config_key(trial config) -> extra tags of its run (mscm confirm)
-        self._runs: dict[str, Any] = {}  # trial_id -> RunLogger
+        self.spool_folder = spool_folder
+        self._runs: dict[str, Any] = {}  # trial_id -> SpooledRun
         self._best: dict[str, tuple[float, str | None]] = {}  # trial_id -> (score, checkpoint_path)
         self._last_epoch: dict[str, int] = {}
         self._failure: dict[str, str] = {}
         self._index: dict[str, int] = {}  # trial_id -> place in the search's order (run names)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment state: the open runs (which hold the writer
+        # thread) are not part of it; a resumed search opens them again (idempotently) from the spool.
+        from ..redact import redact
+
+        state = dict(self.__dict__)
+        state["_runs"] = {}
+        state["tracking_uri"] = redact(self.tracking_uri)  # the search registers the real one (store_of)
+        return state
+
+    def writer(self):
+        from ..tracking.spool import Spool
+        from ..tracking.spooled_run import store_of, writer_for
+
+        spool = Spool(self.spool_folder)
+        return writer_for(spool, store_of(spool, self.tracking_uri))
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self._index[trial.trial_id] = trials.index(trial)
         super().on_trial_start(iteration, trials, trial, **info)
 
     def _logger(self, trial):
-        from ..tracking.mlflow_run import RunLogger
+        from ..tracking.spooled_run import SpooledRun
 
         if trial.trial_id in self._runs:
             return self._runs[trial.trial_id]
-        existing = _find_trial_run(self.tracking_uri, self.experiment, self.parent_run_id, trial.trial_id)
         rank = {key: i for i, key in enumerate(self.order)}
         sampled = {k: trial.config[k] for k in sorted(trial.config, key=lambda k: rank.get(k, len(rank)))}
         name = trial_run_name(self._index.get(trial.trial_id, len(self._index)), sampled)
-        logger = RunLogger(
-            self.tracking_uri,
-            self.experiment,
+        writer = self.writer()
+        logger = SpooledRun(
+            writer.spool,
+            writer,
+            trial.trial_id,
+            experiment=self.experiment,
             run_name=name,
-            run_id=existing,
             parent_run_id=self.parent_run_id,
             tags={
                 TRIAL_TAG: trial.trial_id,
@@ -81,10 +104,11 @@ class MlflowTrialLogger(LoggerCallback):
             },
         )
         self._runs[trial.trial_id] = logger
-        if existing is None:  # the sampled values are params under their plain dotted keys, with the rest
-            logger.log_config(trial_run_config(self.base, trial.config))
-            if self.dataset is not None:
-                logger.log_dataset(self.dataset)
+        # the sampled values are params under their plain dotted keys, with the rest (sent once: the
+        # writer skips what the run already holds, as on a resumed search)
+        logger.log_config(trial_run_config(self.base, trial.config))
+        if self.dataset is not None:
+            logger.log_dataset(self.dataset)
         return logger
 
     def log_trial_start(self, trial) -> None:
@@ -96,7 +120,7 @@ class MlflowTrialLogger(LoggerCallback):
         self._last_epoch[trial.trial_id] = epoch
         if result.get(FAILURE_KEY):
             self._failure[trial.trial_id] = str(result[FAILURE_KEY])
-        logger.log_metrics(epoch_metrics(result), step=epoch)
+        logger.log_epoch_metrics(epoch_metrics(result), epoch)
         score = result.get(SCORE_KEY, -math.inf)
         best = self._best.get(trial.trial_id, (-math.inf, None))
         if score is not None and score > best[0]:
@@ -119,18 +143,3 @@ class MlflowTrialLogger(LoggerCallback):
         logger.set_tags(tags)
         logger.end("FAILED" if failed else "FINISHED")
         self._runs.pop(trial.trial_id, None)
-
-
-def _find_trial_run(tracking_uri: str, experiment: str, parent_run_id: str, trial_id: str) -> str | None:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.{TRIAL_TAG} = '{trial_id}' and tags.mlflow.parentRunId = '{parent_run_id}'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None

@@ -38,6 +38,39 @@ def _report_callback():
     return TrialReportCallback()
 
 
+def wait_until_reports_delivered(poll_s: float = 0.2) -> None:
+    """Return only once Tune's trial actor has passed on every report the Train run sent it.
+
+    Why (issue 23): TuneReportCallback sends each report from the Train controller through a one-slot
+    queue actor, which the trial actor's main thread drains only when the Tune driver asks for the next
+    result. When the driver is slow (a callback stalled on an MLflow outage), the Train run can end
+    with its last report still in that queue. If this function then returned, Tune's function runner
+    would put its end-of-training marker into the session's one-slot result queue, and the main thread,
+    draining the queue actor first, would block forever putting the last report behind it: the trial
+    actor sat in ``_TrainSession._report_training_result`` -> ``Queue.put`` and the search hung.
+
+    Settled means: the queue actor is empty, the result queue is empty, and every report the main
+    thread began (``session.iteration``, counted as it starts) has been put on the result queue (its
+    ``unfinished_tasks`` counts puts; nothing calls ``task_done``). It is read twice, ``poll_s`` apart,
+    to step over the few statements between the queue actor's get and that count.
+    """
+    import time
+
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    inter_actor = getattr(session, "_inter_actor_queue", None) if session is not None else None
+    if inter_actor is None:  # no report was ever sent through it
+        return
+
+    def settled() -> bool:
+        results = session.result_queue
+        return inter_actor.empty() and results.empty() and results.unfinished_tasks == session.iteration
+
+    while not (settled() and not time.sleep(poll_s) and settled()):
+        time.sleep(poll_s)
+
+
 def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = "WARNING") -> None:
     import ray.tune
 
@@ -46,6 +79,15 @@ def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = 
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(cfg, name=f"train-trial_id={trial_id}", callbacks=[_report_callback()], log_level=log_level)
-    result = fit(trainer)
+    trainer = build_trainer(
+        cfg,
+        name=f"train-trial_id={trial_id}",
+        callbacks=[_report_callback()],
+        log_level=log_level,
+        report_resumed=True,
+    )
+    try:
+        result = fit(trainer)
+    finally:
+        wait_until_reports_delivered()  # also after a failed run: its reports before the failure count
     raise_if_failed(result)

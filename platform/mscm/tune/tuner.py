@@ -9,29 +9,24 @@ Layout of one search named N (all derived from N, so ``--resume`` finds everythi
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, apply_overrides, to_dict
 from ..errors import UsageError
 from ..paths import default_optuna_url
 from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
+from ..redact import redact_values
 from ..tracking.contract import (
     KIND_SEARCH,
     KIND_TAG,
-    SAMPLED_TAG,
     SEARCH_TAG,
-    SPLIT_TAG,
-    STATUS_TAG,
-    TRIAL_TAG,
     search_filter,
 )
 from ..train.trainer import storage_path_of
+from .summary import SearchRecord
 from .trainable import train_driver
 
 
@@ -54,6 +49,7 @@ class SearchOptions:
     address: str | None = None
     log_models: bool = True  # each trial's inference model in MLflow (what promotion reads)
     baseline: bool = True  # evaluate the untrained model on the driver first (baseline/* on the parent run)
+    drain_timeout_s: float = 300.0  # at the end, how long to wait for the MLflow writes still queued
     # What Optuna is told of a trial: "pruned" (mscm.tune.feedback) or Ray's stock "complete" (every
     # trial COMPLETE with its last value); the second exists for bench/optuna_feedback.py.
     optuna_feedback: str = "pruned"
@@ -190,8 +186,12 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     import optuna
     import ray.tune
 
+    from ..errors import TrackingPending
+    from ..tracking.spooled_run import drain
     from ..tracking.ui import ui_command
     from .console import quiet_tune_output
+    from .interrupts import catching_stops
+    from .summary import close_orphans, known_trials, save_trial_table, summarise
 
     plan = plan_search(opts)
     if opts.resume and not ray.tune.Tuner.can_restore(plan.experiment_path):
@@ -213,18 +213,106 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         if opts.resume  # the callbacks pickled in the experiment state reconnect to MLflow lazily
         else _new_tuner(plan, storage, concurrent, trainable, parent.run_id)
     )
+    spool = _spool(plan)
     status = "FAILED"
     try:
-        with quiet_tune_output(not opts.verbose):
+        with quiet_tune_output(not opts.verbose), catching_stops() as stops:
             results = tuner.fit()
-        _close_orphans(plan.tracking_uri, parent, results, storage, plan.name)
-        outcome = _summarise(results, plan, parent)
+        table = save_trial_table(results, spool.folder)
+        drain(spool, plan.tracking_uri, opts.drain_timeout_s, sync_command(plan))
+        if stops.signal is not None:
+            status = "KILLED"
+            _raise_interrupted(plan, parent, stops.signal)
+        close_orphans(spool_record(plan), parent, known_trials(table))
+        summary = summarise(spool_record(plan), parent, table)
+        outcome = _outcome(plan, parent, summary, results)
         _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
         return outcome
+    except TrackingPending:
+        status = None  # the store is away: `mscm sync` ends the parent run after the trials' writes
+        raise
     finally:
-        parent.end(status)
+        if status:
+            parent.end(status)
         print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
+
+
+def _raise_interrupted(plan: SearchPlan, parent, signum: int) -> None:
+    """The trials cut off end KILLED; the error names them and the exact command that resumes."""
+    import signal
+
+    from ..errors import SearchInterrupted
+    from .interrupts import EXIT_CODES, close_running_trials
+
+    cut = close_running_trials(parent)
+    running = f"{len(cut)} trial(s) were running ({', '.join(n.split()[0] for n in cut)})" if cut else "none running"
+    err = SearchInterrupted(
+        f"search {plan.name} interrupted by {signal.Signals(signum).name}: {running}; its state is saved",
+        hint=f"resume it with: {resume_command(plan)}",
+    )
+    err.exit_code = EXIT_CODES[signum]
+    raise err
+
+
+def resume_command(plan: SearchPlan) -> str:
+    """The exact command that continues this search (URIs with any password redacted)."""
+    import shlex
+
+    from ..redact import redact
+
+    parts = ["mscm", "tune", "--resume", "--name", plan.name, "--space", plan.opts.space]
+    parts += ["--storage-path", plan.storage_path, "--tracking-uri", redact(plan.tracking_uri)]
+    parts += ["--optuna-url", redact(plan.optuna_url)]
+    if plan.opts.dataset_root:
+        parts += ["--dataset-root", plan.opts.dataset_root]
+    return shlex.join(parts)
+
+
+def sync_command(plan: SearchPlan) -> str:
+    from ..redact import redact
+
+    uri = redact(plan.tracking_uri)
+    return f"mscm sync --search {plan.name} --storage-path {plan.storage_path} --tracking-uri {uri}"
+
+
+def spool_record(plan: SearchPlan) -> SearchRecord:
+    return SearchRecord(
+        plan.name,
+        plan.tracking_uri,
+        plan.optuna_url,
+        plan.base.tracking.experiment,
+        plan.base.eval.selection_metric,
+        plan.space.metric,
+    )
+
+
+def _spool(plan: SearchPlan):
+    from ..tracking.spool import Spool, spool_dir
+    from ..tracking.spooled_run import register_store
+
+    spool = Spool(spool_dir(plan.storage_path, plan.name))
+    spool_record(plan).save(spool.folder)
+    register_store(spool, plan.tracking_uri)
+    return spool
+
+
+def _outcome(plan: SearchPlan, parent, summary: dict[str, Any], results) -> SearchOutcome:
+    from ..tracking.metrics import baseline_of
+
+    return SearchOutcome(
+        plan.name,
+        plan.experiment_path,
+        parent.run_id,
+        plan.tracking_uri,
+        plan.optuna_url,
+        summary.get("trial_id"),
+        summary.get("metrics", {}),
+        summary.get("checkpoint"),
+        len(results),
+        len(results.errors),
+        baseline_of(parent.client.get_run(parent.run_id).data.metrics),
+    )
 
 
 def _open_parent(plan: SearchPlan, storage, concurrent: int):
@@ -263,8 +351,8 @@ def _trainable(plan: SearchPlan):
     import ray.tune
 
     return ray.tune.with_resources(
-        ray.tune.with_parameters(
-            train_driver, base=to_dict(plan.base), log_level="INFO" if plan.opts.verbose else "WARNING"
+        ray.tune.with_parameters(  # the trials never see a store's password: the driver does their tracking
+            train_driver, base=redact_values(to_dict(plan.base)), log_level="INFO" if plan.opts.verbose else "WARNING"
         ),
         {DRIVER_RESOURCE: DRIVER_SLIVER},
     )
@@ -315,7 +403,7 @@ def _scheduler(plan: SearchPlan):
     if budget.scheduler != "asha" or space.multi_objective:
         return FIFOScheduler()
     return ASHAScheduler(
-        time_attr="training_iteration",
+        time_attr="epoch",  # not Tune's report count, which a restored trial's reports can fall behind
         metric=space.metric,
         mode=space.mode,
         max_t=plan.epochs,
@@ -334,10 +422,11 @@ def _callbacks(plan: SearchPlan, parent_run_id: str) -> list:
         plan.base.tracking.experiment,
         parent_run_id,
         plan.epochs,
-        base=to_dict(plan.base),
+        base=redact_values(to_dict(plan.base)),  # pickled with the experiment state
         dataset=plan.dataset,
         log_models=plan.opts.log_models,
         order=tuple(p.key for p in plan.space.parameters),
+        spool_folder=str(_spool(plan).folder),
     )
     return [logger] if plan.opts.verbose else [logger, ProgressLines(plan.epochs)]
 
@@ -353,127 +442,6 @@ def _raise_if_every_trial_failed_on_input(results) -> None:
     found = next((err for err in map(find_mscm_error, errors) if err is not None), None)
     if found is not None:
         raise found
-
-
-def _close_orphans(tracking_uri: str, parent, results, storage, study_name: str) -> None:
-    """After a resumed search: trials that were running when the driver died but had not reached Tune's
-    experiment state are unknown to the restored search (it samples replacements). Close their MLflow
-    runs as KILLED (status "interrupted") and their Optuna trials as FAIL, so neither stays RUNNING."""
-    import optuna
-    from mlflow import MlflowClient
-
-    known = {r.metrics.get("trial_id") for r in results if r.metrics}
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    runs = client.search_runs(
-        [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'", max_results=10000
-    )
-    for run in runs:
-        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_TAG) not in known:
-            client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
-            client.set_terminated(run.info.run_id, status="KILLED")
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-
-
-def _summarise(results, plan: SearchPlan, parent) -> SearchOutcome:
-    """Trial table, Optuna plots and the best trial's summary (:mod:`mscm.tracking.trials`), on the parent run."""
-    from ..tracking.metrics import baseline_of, search_summary
-    from ..tracking.trials import SearchRef, trial_statuses
-
-    client = parent.client  # the RunLogger's, on the same store
-    search = SearchRef(plan.name, parent.run_id, parent.experiment_id)
-    summary, best_metrics = _best_summary(client, search, plan.base.eval.selection_metric)
-    metric = plan.space.metric
-    pareto = _log_search_files(parent, results, summary, plan.optuna_url, plan.name, metric)
-    parent.log_metrics(search_summary(best_metrics, trial_statuses(client, search)), step=0)
-    tags = {} if isinstance(metric, str) else {"pareto_trials": len(pareto)}
-    if summary.get("trial_id"):
-        tags.update({"best_trial_id": summary["trial_id"], "best_run_id": summary["run_id"]})
-    parent.set_tags(tags)
-    return SearchOutcome(
-        plan.name,
-        plan.experiment_path,
-        parent.run_id,
-        plan.tracking_uri,
-        plan.optuna_url,
-        summary.get("trial_id"),
-        summary.get("metrics", {}),
-        summary.get("checkpoint"),
-        len(results),
-        len(results.errors),
-        baseline_of(client.get_run(parent.run_id).data.metrics),
-    )
-
-
-def _trial_table(results):
-    """Tune's table of the trials, with a row for each trial that failed before it reported."""
-    df = results.get_dataframe()
-    failed_rows = [
-        {
-            "trial_id": r.metrics.get("trial_id") if r.metrics else None,
-            "status": "ERROR",
-            "error": str(r.error).strip().splitlines()[-1][:300] if str(r.error).strip() else type(r.error).__name__,
-        }
-        for r in results
-        if r.error is not None
-    ]
-    if failed_rows:
-        import pandas as pd
-
-        df = pd.concat([df, pd.DataFrame(failed_rows)], ignore_index=True)
-    return df
-
-
-def _log_search_files(parent, results, summary, optuna_url, name, metric) -> list:
-    """trials.csv, best_trial.json, the study's plots and (multi-objective) its Pareto front; returns the front."""
-    from .report import pareto_front, search_plots
-
-    single = isinstance(metric, str)
-    names = [metric] if single else list(metric)
-    pareto = [] if single else pareto_front(optuna_url, name, names)
-    with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp, "trials.csv")
-        _trial_table(results).to_csv(table, index=False)
-        parent.log_artifact(table, "search")
-        Path(tmp, "best_trial.json").write_text(json.dumps(summary, indent=2, default=str))
-        parent.log_artifact(Path(tmp, "best_trial.json"), "search")
-        for png in search_plots(optuna_url, name, Path(tmp), objective_names=names):
-            parent.log_artifact(png, "search/plots")
-        if pareto:
-            import pandas as pd
-
-            pd.DataFrame(pareto).to_csv(Path(tmp, "pareto_front.csv"), index=False)
-            parent.log_artifact(Path(tmp, "pareto_front.csv"), "search")
-    return pareto
-
-
-def _best_summary(client, search, selection_metric: str) -> tuple[dict[str, Any], dict[str, float]]:
-    """The best trial by the one rule (:func:`mscm.tracking.trials.select_trial`): its summary for
-    best_trial.json, and its run's metrics for the parent run."""
-    from ..tracking.trials import SelectionError, select_trial
-
-    try:
-        top = select_trial(client, search, selection_metric)
-    except SelectionError:
-        return {"search": search.name, "trial_id": None}, {}
-    run = client.get_run(top.run_id)
-    sampled = run.data.tags.get(SAMPLED_TAG, "")
-    return {
-        "search": search.name,
-        "trial_id": top.trial_id,
-        "run_id": top.run_id,
-        "run_name": top.run_name,
-        "checkpoint": top.checkpoint_path,
-        "model_uri": top.model_uri,
-        "ranked_by": top.ranked_by,
-        "split": run.data.tags.get(SPLIT_TAG, "test"),
-        "score": top.score,
-        "status": top.status,
-        "metrics": top.best_metrics,
-        "params": {k: run.data.params.get(k) for k in sampled.split(",") if k},
-        "higher_is_better": True,
-    }, dict(run.data.metrics)
 
 
 __all__ = ["SearchOptions", "SearchOutcome", "SearchPlan", "concurrency_for", "plan_search", "run_search"]

@@ -1,0 +1,49 @@
+"""Finish a search whose MLflow store was away when it ended (``mscm sync``): send the spool's writes,
+then, for a search whose parent run is still open, do what the search's end would have done
+(:mod:`mscm.tune.summary`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..tracking.spool import Spool
+from .summary import RECORD_FILE, TABLE_FILE, SearchRecord, close_orphans, known_trials, summarise
+
+
+def sync_search(spool: Spool, tracking_uri: str, timeout_s: float, optuna_url: str | None = None) -> tuple[int, bool]:
+    """Returns (records sent, whether the search's record was finished here)."""
+    from ..tracking.spooled_run import drain
+
+    before = spool.sent()
+    drain(spool, tracking_uri, timeout_s, f"mscm sync --search {spool.folder.name.split('.mlflow-spool')[0]}")
+    sent = spool.sent() - before
+    if not (spool.folder / RECORD_FILE).is_file() or not (spool.folder / TABLE_FILE).is_file():
+        return sent, False  # a confirmation's spool, or a search that has not ended
+    record = SearchRecord.load(spool.folder)
+    if optuna_url:  # the record keeps it with any password redacted
+        record = dataclasses.replace(record, optuna_url=optuna_url)
+    parent = _parent(record, tracking_uri)
+    if parent is None:
+        return sent, False
+    table = spool.folder / TABLE_FILE
+    close_orphans(record, parent, known_trials(table))
+    summarise(record, parent, table)
+    parent.end("FINISHED")
+    return sent, True
+
+
+def _parent(record: SearchRecord, tracking_uri: str):
+    """The search's parent run while it is still RUNNING (a finished one is left as it is)."""
+    from mlflow import MlflowClient
+
+    from ..tracking.contract import search_filter
+    from ..tracking.mlflow_run import RunLogger
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    exp = client.get_experiment_by_name(record.experiment)
+    if exp is None:
+        return None
+    found = client.search_runs([exp.experiment_id], filter_string=search_filter(record.name), max_results=1)
+    if not found or found[0].info.status != "RUNNING":
+        return None
+    return RunLogger(tracking_uri, record.experiment, run_name=record.name, run_id=found[0].info.run_id)

@@ -1,0 +1,121 @@
+"""The spool and its background writer (mscm.tracking.spool, .writer, .spooled_run) against a real
+`mlflow server` on 127.0.0.1 that is killed mid-run and started again on the same store: the writes
+made while it is away wait on disk, arrive once it is back, in order and once each; sending them all
+a second time changes nothing; a store that never comes back ends in TrackingPending (exit code 75)
+naming `mscm sync`, which later sends them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow_servers import MlflowServer
+from train_configs import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _open(spool, server, cfg, key="t00"):
+    from mscm.tracking.mlflow_run import RunLogger
+    from mscm.tracking.spooled_run import SpooledRun, writer_for
+
+    parent = RunLogger(server.url, "spool-test", run_name="search")
+    writer = writer_for(spool, server.url)
+    run = SpooledRun(
+        spool, writer, key, experiment="spool-test", run_name=f"{key} x", parent_run_id=parent.run_id, tags={"k": "v"}
+    )
+    run.log_config(cfg)
+    return parent, writer, run
+
+
+def _trial_runs(client, parent):
+    return client.search_runs(
+        [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'", max_results=100
+    )
+
+
+def test_writes_made_while_the_server_is_away_arrive_once_it_is_back(tmp_path, monkeypatch):
+    """MLflow's client is told to give up after one retry (MLFLOW_HTTP_REQUEST_MAX_RETRIES=1; its default
+    retries for about 4 minutes), so the outage outlasts MLflow's own retries and the writer's own
+    retry loop is what carries the writes across it."""
+    from mlflow import MlflowClient
+
+    from mscm.tracking.spool import Spool
+    from mscm.tracking.spooled_run import drain
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    server = MlflowServer(tmp_path / "server").start()
+    spool = Spool(tmp_path / "spool")
+    cfg = tiny_config(tmp_path)
+    try:
+        parent, writer, run = _open(spool, server, cfg)
+        run.log_metrics({"loss": 1.0}, step=1)
+        assert writer.drain(60) == 0
+        server.stop()  # away: the next writes wait in the spool
+        t0 = time.monotonic()
+        for step in (2, 3):
+            run.log_metrics({"loss": 1.0 / step, "bad": float("nan")}, step=step)
+        run.set_tags({"mscm.trial_status": "completed"})
+        run.end("FINISHED")
+        assert time.monotonic() - t0 < 1.0  # the callers did not wait for the store
+        time.sleep(3)
+        assert spool.pending() == 4 and writer.failures >= 1  # MLflow gave up; the writer keeps them
+        server.start()  # back, same port and store
+        drain(spool, server.url, 120, "mscm sync ...")
+        client = MlflowClient(tracking_uri=server.url)
+        [r] = _trial_runs(client, parent)
+        assert r.info.status == "FINISHED" and r.data.tags["mscm.trial_status"] == "completed"
+        assert r.data.params["optim.lr"] == str(cfg.optim.lr)
+        history = sorted((m.step, m.value) for m in client.get_metric_history(r.info.run_id, "loss"))
+        assert history == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
+        assert "bad" not in r.data.metrics  # non-finite values are not sent
+
+        # every record sent a second time (a crash before the cursor moved): nothing changes
+        spool.mark_sent(0)
+        from mscm.tracking.writer import SpoolWriter
+
+        assert SpoolWriter(spool, server.url).send_all() == len(spool.records())
+        [again] = _trial_runs(client, parent)
+        assert again.info.run_id == r.info.run_id
+        assert len(client.get_metric_history(r.info.run_id, "loss")) == 3
+        assert again.info.status == "FINISHED"
+    finally:
+        server.stop()
+
+
+def test_a_store_that_never_returns_ends_in_tracking_pending_and_mscm_sync_sends_the_rest(tmp_path):
+    from mlflow import MlflowClient
+
+    from mscm.errors import TrackingPending
+    from mscm.tracking.spool import Spool, spool_dir
+    from mscm.tracking.spooled_run import drain, stop_writer
+
+    server = MlflowServer(tmp_path / "server").start()
+    storage = tmp_path / "ray_results"
+    spool = Spool(spool_dir(str(storage), "away"))
+    try:
+        parent, writer, run = _open(spool, server, tiny_config(tmp_path), key="t07")
+        assert writer.drain(60) == 0
+        server.stop()
+        run.log_metrics({"loss": 0.5}, step=1)
+        run.end("FINISHED")
+        with pytest.raises(TrackingPending) as err:
+            drain(spool, server.url, 2, f"mscm sync --search away --storage-path {storage}")
+        assert err.value.exit_code == 75 and "mscm sync --search away" in err.value.hint
+        assert "2 MLflow writes wait" in str(err.value)
+        stop_writer(spool, server.url)  # as the search's process ends
+
+        server.start()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+        args = [sys.executable, "-m", "mscm", "sync", "--search", "away", "--storage-path", str(storage)]
+        done = subprocess.run([*args, "--tracking-uri", server.url], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "2 MLflow writes sent" in done.stdout, done.stdout
+        [r] = _trial_runs(MlflowClient(tracking_uri=server.url), parent)
+        assert r.info.status == "FINISHED" and r.data.metrics["loss"] == 0.5
+    finally:
+        server.stop()
