@@ -26,13 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from ..paths import ray_results_dir
     from ..tracking.mlflow_run import resolve_tracking_uri
     from ..tracking.spool import WRITES, Spool, spool_dir
-    from ..tune.sync import sync_search
+    from ..tune.sync import sync_command, sync_search
 
     storage = args.storage_path or str(ray_results_dir())
     folder = spool_dir(storage, args.search)
     if not (folder / WRITES).is_file():
         raise UsageError(f"no spool of search {args.search!r} at {folder}", hint="--storage-path names where it ran")
     uri = resolve_tracking_uri(args.tracking_uri)
-    sent, finished = sync_search(Spool(folder), uri, args.timeout, args.optuna_url)
+    command = sync_command(args.search, storage, uri)
+    sent, finished = sync_search(Spool(folder), uri, args.timeout, command, args.optuna_url)
     print(f"sync {args.search}: {sent} MLflow writes sent to {uri}" + ("; search record finished" if finished else ""))
     return 0

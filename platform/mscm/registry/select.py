@@ -10,17 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
+from ..tracking.contract import MODEL_ERROR_TAG, MODEL_URI_TAG
 from ..tracking.trials import SelectionError, TrialChoice
 
 
 def checkpoint_dir(client, choice: TrialChoice, scratch: str | Path) -> Path:
-    """The trial's best checkpoint, rebuilt in ``scratch`` from its logged model."""
+    """The trial's best checkpoint, read in ``scratch`` from its logged model."""
     from ..tracking.model_logging import checkpoint_from_model
 
     if not choice.model_uri:
         raise SelectionError(
             f"trial {choice.trial_id} (run {choice.run_id}) has no logged model to promote "
-            "(tag model_uri); its run may carry a model_logging_error tag"
+            f"(tag {MODEL_URI_TAG}); its run may carry a {MODEL_ERROR_TAG} tag"
         )
     try:
         return checkpoint_from_model(choice.model_uri, client.tracking_uri, scratch)

@@ -18,6 +18,7 @@ STATUS_TAG = "mscm.trial_status"  # completed | stopped_early | failed | interru
 SAMPLED_TAG = "mscm.sampled"  # comma-separated dotted keys the search sampled (their values are params)
 CHECKPOINT_TAG = "best_checkpoint"  # path of a run's best Ray checkpoint
 MODEL_URI_TAG = "model_uri"  # the logged inference model
+MODEL_ERROR_TAG = "model_logging_error"  # why a run has no logged model
 DATASET_TAG = "mscm.dataset"
 # The split a run's eval/, best/ (and baseline/) numbers come from: "val" (held-out training ids) or "test".
 SPLIT_TAG = "mscm.eval_split"

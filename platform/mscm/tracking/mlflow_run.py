@@ -71,6 +71,11 @@ def config_params(cfg: RunConfig) -> dict[str, str]:
     return {k: redact(str(v))[:MAX_PARAM_LEN] for k, v in flatten(to_dict(cfg)).items()}
 
 
+def metric_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """What MLflow records of a report: its finite numbers, under names MLflow accepts ('@' is not one)."""
+    return {k.replace("@", "_"): v for k, v in finite_metrics(metrics).items()}
+
+
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Numeric, finite entries only (MLflow rejects NaN/inf in some stores; strings are not metrics)."""
     out = {}
@@ -126,7 +131,7 @@ class RunLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k.replace("@", "_"), v, now, step) for k, v in finite_metrics(metrics).items()]
+        items = [Metric(k, v, now, step) for k, v in metric_values(metrics).items()]
         for i in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
@@ -157,23 +162,29 @@ class RunLogger:
         return model_uri
 
     def log_best_checkpoint(self, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
-        """The run's end record from its best checkpoint: the summary metrics (:func:`run_summary`),
-        the evaluation files and the inference model, its one copy of the weights in MLflow. Returns
-        the tags to set: the checkpoint's path, and a model logging error if there was one."""
-        from ..checkpoint import read_metrics
-        from ..train.report_keys import CMC_FILE, EVAL_FILE
-
-        tags = {CHECKPOINT_TAG: path}
-        self.log_metrics(run_summary(read_metrics(path)), step=step)
-        for name in (EVAL_FILE, CMC_FILE):
-            if os.path.exists(os.path.join(path, name)):
-                self.log_artifact(os.path.join(path, name), "evaluation")
-        if log_model:
-            try:
-                self.log_model(path)
-            except Exception as e:  # a model that cannot be logged must not lose the run's record
-                tags["model_logging_error"] = f"{type(e).__name__}: {e}"[:5000]
-        return tags
+        return log_best_checkpoint(self, path, step, log_model=log_model)
 
     def end(self, status: str = "FINISHED") -> None:
         terminate(self.client, self.run_id, status)
+
+
+def log_best_checkpoint(run, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
+    """A run's end record from its best checkpoint, through ``run``'s own methods (a :class:`RunLogger`
+    writes at once, a :class:`~mscm.tracking.spooled_run.SpooledRun` queues): the summary metrics
+    (:func:`run_summary`), the evaluation files and the inference model, its one copy of the weights in
+    MLflow. Returns the tags to set: the checkpoint's path, and a model logging error if there was one."""
+    from ..checkpoint import read_metrics
+    from ..train.report_keys import CMC_FILE, EVAL_FILE
+    from .contract import MODEL_ERROR_TAG
+
+    tags = {CHECKPOINT_TAG: path}
+    run.log_metrics(run_summary(read_metrics(path)), step=step)
+    for name in (EVAL_FILE, CMC_FILE):
+        if os.path.exists(os.path.join(path, name)):
+            run.log_artifact(os.path.join(path, name), "evaluation")
+    if log_model:
+        try:
+            run.log_model(path)
+        except Exception as e:  # a model that cannot be logged must not lose the run's record
+            tags[MODEL_ERROR_TAG] = f"{type(e).__name__}: {e}"[:5000]
+    return tags

@@ -96,20 +96,25 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     return info.model_uri
 
 
-def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Path) -> Path:
-    """The checkpoint (model.pt + metrics.json) of a model logged by :func:`log_embedding_model`, in
-    ``directory``. Its weights are checked against the network its config builds, key by key and shape
-    by shape, before it is returned."""
+def _downloaded_checkpoint(model_uri: str, tracking_uri: str, directory: Path) -> Path:
+    """The checkpoint folder of a logged mscm model, downloaded under ``directory/_model``."""
     import mlflow.artifacts
 
     from .model_flavor import checkpoint_of
 
-    directory = Path(directory)
     with quiet_artifact_progress():
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=model_uri, dst_path=str(directory / "_model"), tracking_uri=tracking_uri
         )
-    found = checkpoint_of(local, model_uri)
+    return checkpoint_of(local, model_uri)
+
+
+def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Path) -> Path:
+    """The checkpoint (model.pt + metrics.json) of a model logged by :func:`log_embedding_model`, in
+    ``directory``. Its weights are checked against the network its config builds, key by key and shape
+    by shape, before it is returned."""
+    directory = Path(directory)
+    found = _downloaded_checkpoint(model_uri, tracking_uri, directory)
     load_model(found, "cpu")  # CheckpointError names what does not fit
     out = directory / "checkpoint"
     shutil.copytree(found, out, dirs_exist_ok=True)
@@ -118,8 +123,9 @@ def checkpoint_from_model(model_uri: str, tracking_uri: str, directory: str | Pa
 
 
 def load_logged_model(model_uri: str, tracking_uri: str):
-    """``(EmbeddingModel, config, payload)`` of a logged mscm model (``models:/...``, ``runs:/...``)."""
+    """``(EmbeddingModel, config, payload)`` of a logged mscm model (``models:/...``, ``runs:/...``); building
+    it checks the weights against the network as :func:`checkpoint_from_model` does."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mscm-model-") as scratch:
-        return embedding_model_from_checkpoint(checkpoint_from_model(model_uri, tracking_uri, scratch))
+        return embedding_model_from_checkpoint(_downloaded_checkpoint(model_uri, tracking_uri, Path(scratch)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .contract import MODEL_URI_TAG, TRIAL_TAG
+from .contract import MODEL_ERROR_TAG, MODEL_URI_TAG, TRIAL_TAG
 from .spool import Spool
 
 
@@ -25,9 +25,8 @@ def op_run(client, spool: Spool, r: dict[str, Any]) -> None:
     from .mlflow_run import get_or_create_experiment
 
     known = spool.runs().get(r["key"])
-    if known is not None:  # opened before; a resumed trial's run is RUNNING again until it ends
-        if client.get_run(known).info.status != "RUNNING":
-            client.update_run(known, status="RUNNING")
+    if known is not None:  # opened before
+        _reopen(client, known, client.get_run(known).info.status)
         return
     exp_id = get_or_create_experiment(client, r["experiment"], client.tracking_uri)
     found = client.search_runs(
@@ -37,12 +36,17 @@ def op_run(client, spool: Spool, r: dict[str, Any]) -> None:
     )
     if found:
         run_id = found[0].info.run_id
-        if found[0].info.status != "RUNNING":  # a resumed trial continues its run
-            client.update_run(run_id, status="RUNNING")
+        _reopen(client, run_id, found[0].info.status)
     else:
         tags = {**r["tags"], "mlflow.parentRunId": r["parent"]}
         run_id = client.create_run(exp_id, run_name=r["name"], tags=tags).info.run_id
     spool.remember_run(r["key"], run_id)
+
+
+def _reopen(client, run_id: str, status: str) -> None:
+    """A resumed trial continues its run: RUNNING again until it ends."""
+    if status != "RUNNING":
+        client.update_run(run_id, status="RUNNING")
 
 
 def op_params(client, spool: Spool, r: dict[str, Any]) -> None:
@@ -100,7 +104,7 @@ def op_model(client, spool: Spool, r: dict[str, Any]) -> None:
     try:
         uri = log_embedding_model(client.tracking_uri, run_id, r["checkpoint"])
     except (OSError, ValueError) as e:  # the checkpoint is gone or unreadable: say so on the run
-        client.set_tag(run_id, "model_logging_error", f"{type(e).__name__}: {e}"[:5000])
+        client.set_tag(run_id, MODEL_ERROR_TAG, f"{type(e).__name__}: {e}"[:5000])
         return
     client.set_tag(run_id, MODEL_URI_TAG, uri)
 

@@ -15,11 +15,12 @@ import time
 from typing import Any
 
 from ..config import RunConfig, dump_yaml
-from .mlflow_run import config_params, finite_metrics
+from .mlflow_run import config_params, log_best_checkpoint, metric_values
 from .spool import Spool
 from .writer import SpoolWriter
 
 _WRITERS: dict[tuple[str, str], SpoolWriter] = {}
+_WRITERS_LOCK = threading.Lock()
 _STORES: dict[str, str] = {}  # spool folder -> its tracking URI as given (password included)
 
 
@@ -31,9 +32,6 @@ def register_store(spool: Spool, tracking_uri: str) -> None:
 
 def store_of(spool: Spool, fallback: str) -> str:
     return _STORES.get(str(spool.folder.resolve()), fallback)
-
-
-_WRITERS_LOCK = threading.Lock()
 
 
 def writer_for(spool: Spool, tracking_uri: str) -> SpoolWriter:
@@ -78,37 +76,26 @@ class SpooledRun:
     def log_dataset(self, data) -> None:
         self._append("dataset", dataset=dataclasses.asdict(data))
 
-    def log_metrics(self, metrics: dict[str, Any], step: int) -> None:
-        values = {k.replace("@", "_"): v for k, v in finite_metrics(metrics).items()}
-        self._append("metrics", metrics=values, step=step, timestamp=int(time.time() * 1000))
+    def log_metrics(self, metrics: dict[str, Any], step: int, **marks: Any) -> None:
+        self._append("metrics", metrics=metric_values(metrics), step=step, timestamp=int(time.time() * 1000), **marks)
 
     def log_epoch_metrics(self, metrics: dict[str, Any], epoch: int) -> bool:
         """An epoch's report, once: False (nothing spooled) when this epoch's metrics are already there."""
         if epoch <= self.spool.last_epoch(self.key):
             return False
-        values = {k.replace("@", "_"): v for k, v in finite_metrics(metrics).items()}
-        self._append("metrics", metrics=values, step=epoch, timestamp=int(time.time() * 1000), epoch=True)
+        self.log_metrics(metrics, epoch, epoch=True)
         return True
 
     def log_artifact(self, local_file: str, artifact_path: str) -> None:
         kept = self.spool.keep_file(local_file)
         self._append("artifact", file=kept, name=os.path.basename(local_file), artifact_path=artifact_path)
 
-    def log_best_checkpoint(self, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
-        """The run's end record from its best checkpoint (as :meth:`RunLogger.log_best_checkpoint`). The
-        model record names the checkpoint folder, which Ray keeps: the best checkpoint of a trial."""
-        from ..checkpoint import read_metrics
-        from ..train.report_keys import CMC_FILE, EVAL_FILE
-        from .contract import CHECKPOINT_TAG
-        from .metrics import run_summary
+    def log_model(self, checkpoint_dir: str) -> None:
+        """Queued: the writer logs it from the checkpoint folder, which Ray keeps (a trial's best)."""
+        self._append("model", checkpoint=checkpoint_dir)
 
-        self.log_metrics(run_summary(read_metrics(path)), step=step)
-        for name in (EVAL_FILE, CMC_FILE):
-            if os.path.exists(os.path.join(path, name)):
-                self.log_artifact(os.path.join(path, name), "evaluation")
-        if log_model:
-            self._append("model", checkpoint=path)
-        return {CHECKPOINT_TAG: path}
+    def log_best_checkpoint(self, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
+        return log_best_checkpoint(self, path, step, log_model=log_model)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self._append("tags", tags={k: str(v) for k, v in tags.items()})

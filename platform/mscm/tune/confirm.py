@@ -120,6 +120,7 @@ def confirm_search(opts: ConfirmOptions) -> ConfirmOutcome:
 
     from ..tracking.spooled_run import drain
     from .console import quiet_tune_output
+    from .sync import sync_command
     from .tuner import concurrency_for
 
     plan = plan_confirmation(opts)
@@ -130,6 +131,7 @@ def confirm_search(opts: ConfirmOptions) -> ConfirmOutcome:
         f"confirm {plan.search.name}: {len(plan.sources)} configurations x {len(plan.seeds)} seeds "
         f"{list(plan.seeds)} = {len(points)} runs, {concurrent} at a time"
     )
+    spool = _spool(plan)
     tuner = ray.tune.Tuner(
         _trainable(plan, opts.verbose),
         param_space=_param_space(points),
@@ -139,14 +141,15 @@ def confirm_search(opts: ConfirmOptions) -> ConfirmOutcome:
         run_config=ray.tune.RunConfig(
             name=f"{plan.search.name}-confirm",
             storage_path=plan.base.train.storage_path,
-            callbacks=[_logger(plan, opts)],
+            callbacks=[_logger(plan, opts, spool.folder)],
             failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=1 if opts.verbose else 0,
         ),
     )
     with quiet_tune_output(not opts.verbose):
         results = tuner.fit()
-    drain(_spool(plan), plan.tracking_uri, opts.drain_timeout_s, sync_command(plan))
+    command = sync_command(f"{plan.search.name}-confirm", plan.base.train.storage_path, plan.tracking_uri)
+    drain(spool, plan.tracking_uri, opts.drain_timeout_s, command)
     configs = _summarise(plan)
     return ConfirmOutcome(plan.search.name, configs, plan.metric, len(results), len(results.errors))
 
@@ -181,7 +184,7 @@ def _trainable(plan: ConfirmPlan, verbose: bool):
     )
 
 
-def _logger(plan: ConfirmPlan, opts: ConfirmOptions) -> MlflowTrialLogger:
+def _logger(plan: ConfirmPlan, opts: ConfirmOptions, spool_folder: Path) -> MlflowTrialLogger:
     order = tuple(plan.sources[0][1]) + (SEED_KEY,)
     return MlflowTrialLogger(
         plan.tracking_uri,
@@ -192,7 +195,7 @@ def _logger(plan: ConfirmPlan, opts: ConfirmOptions) -> MlflowTrialLogger:
         log_models=opts.log_models,
         order=order,
         tags_for=plan.tags(),
-        spool_folder=str(_spool(plan).folder),
+        spool_folder=str(spool_folder),
     )
 
 
@@ -203,15 +206,6 @@ def _spool(plan: ConfirmPlan):
     spool = Spool(spool_dir(plan.base.train.storage_path, f"{plan.search.name}-confirm"))
     register_store(spool, plan.tracking_uri)
     return spool
-
-
-def sync_command(plan: ConfirmPlan) -> str:
-    from ..redact import redact
-
-    return (
-        f"mscm sync --search {plan.search.name}-confirm --storage-path {plan.base.train.storage_path} "
-        f"--tracking-uri {redact(plan.tracking_uri)}"
-    )
 
 
 def _summarise(plan: ConfirmPlan) -> list[ConfirmedConfig]:

@@ -49,22 +49,3 @@ def catching_stops() -> Iterator[Stops]:
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
-
-
-def close_running_trials(parent) -> list[str]:
-    """The trial runs still RUNNING under the parent: tagged "interrupted" and ended KILLED (a resumed
-    search opens them again). Returns their names."""
-    from ..tracking.contract import STATUS_TAG
-    from ..tracking.mlflow_run import terminate
-
-    client = parent.client
-    runs = client.search_runs(
-        [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'", max_results=10000
-    )
-    closed = []
-    for run in runs:
-        if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
-            terminate(client, run.info.run_id, "KILLED")
-            closed.append(run.info.run_name)
-    return sorted(closed)

@@ -76,22 +76,31 @@ def known_trials(table_csv: Path) -> set[str]:
     return {str(t) for t in table["trial_id"].dropna()} if "trial_id" in table else set()
 
 
-def close_orphans(record: SearchRecord, parent, known: set[str]) -> None:
-    """Trials that were running when the driver died but had not reached Tune's experiment state are
-    unknown to a resumed search (it samples replacements). Close their MLflow runs as KILLED (status
-    "interrupted") and their Optuna trials as FAIL, so neither stays RUNNING."""
-    import optuna
-
+def kill_running_runs(parent, spare: set[str] = frozenset()) -> list[str]:
+    """The parent's trial runs still RUNNING (but those of the trials in ``spare``): tagged "interrupted"
+    and ended KILLED, so none stays RUNNING (a resumed search opens them again). Returns their names."""
     from ..tracking.mlflow_run import terminate
 
     client = parent.client
     runs = client.search_runs(
         [parent.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'", max_results=10000
     )
+    killed = []
     for run in runs:
-        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_TAG) not in known:
+        if run.info.status == "RUNNING" and run.data.tags.get(TRIAL_TAG) not in spare:
             client.set_tag(run.info.run_id, STATUS_TAG, "interrupted")
             terminate(client, run.info.run_id, "KILLED")
+            killed.append(run.info.run_name)
+    return sorted(killed)
+
+
+def close_orphans(record: SearchRecord, parent, known: set[str]) -> None:
+    """Trials that were running when the driver died but had not reached Tune's experiment state are
+    unknown to a resumed search (it samples replacements). Close their MLflow runs as KILLED (status
+    "interrupted") and their Optuna trials as FAIL, so neither stays RUNNING."""
+    import optuna
+
+    kill_running_runs(parent, spare=known)
     study = optuna.load_study(study_name=record.name, storage=record.optuna_url)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -10,12 +10,22 @@ from ..tracking.spool import Spool
 from .summary import RECORD_FILE, TABLE_FILE, SearchRecord, close_orphans, known_trials, summarise
 
 
-def sync_search(spool: Spool, tracking_uri: str, timeout_s: float, optuna_url: str | None = None) -> tuple[int, bool]:
-    """Returns (records sent, whether the search's record was finished here)."""
+def sync_command(search: str, storage_path: str, tracking_uri: str) -> str:
+    """The command that sends what search ``search`` left in its spool (the URI's password masked)."""
+    from ..redact import redact
+
+    return f"mscm sync --search {search} --storage-path {storage_path} --tracking-uri {redact(tracking_uri)}"
+
+
+def sync_search(
+    spool: Spool, tracking_uri: str, timeout_s: float, command: str, optuna_url: str | None = None
+) -> tuple[int, bool]:
+    """Returns (records sent, whether the search's record was finished here). ``command`` is what the
+    error names to run again when the store is still away."""
     from ..tracking.spooled_run import drain
 
     before = spool.sent()
-    drain(spool, tracking_uri, timeout_s, f"mscm sync --search {spool.folder.name.split('.mlflow-spool')[0]}")
+    drain(spool, tracking_uri, timeout_s, command)
     sent = spool.sent() - before
     if not (spool.folder / RECORD_FILE).is_file() or not (spool.folder / TABLE_FILE).is_file():
         return sent, False  # a confirmation's spool, or a search that has not ended

@@ -67,7 +67,11 @@ def wait_until_reports_delivered(poll_s: float = 0.2) -> None:
         results = session.result_queue
         return inter_actor.empty() and results.empty() and results.unfinished_tasks == session.iteration
 
-    while not (settled() and not time.sleep(poll_s) and settled()):
+    while True:
+        if settled():
+            time.sleep(poll_s)
+            if settled():
+                return
         time.sleep(poll_s)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, apply_overrides, to_dict
@@ -192,6 +193,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     from .console import quiet_tune_output
     from .interrupts import catching_stops
     from .summary import close_orphans, known_trials, save_trial_table, summarise
+    from .sync import sync_command
 
     plan = plan_search(opts)
     if opts.resume and not ray.tune.Tuner.can_restore(plan.experiment_path):
@@ -208,23 +210,25 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     storage = optuna.storages.RDBStorage(plan.optuna_url)
     parent = _open_parent(plan, storage, concurrent)
     trainable = _trainable(plan)
+    spool = _spool(plan)
     tuner = (
         ray.tune.Tuner.restore(plan.experiment_path, trainable, resume_unfinished=True, resume_errored=False)
         if opts.resume  # the callbacks pickled in the experiment state reconnect to MLflow lazily
-        else _new_tuner(plan, storage, concurrent, trainable, parent.run_id)
+        else _new_tuner(plan, storage, concurrent, trainable, parent.run_id, spool.folder)
     )
-    spool = _spool(plan)
     status = "FAILED"
     try:
         with quiet_tune_output(not opts.verbose), catching_stops() as stops:
             results = tuner.fit()
         table = save_trial_table(results, spool.folder)
-        drain(spool, plan.tracking_uri, opts.drain_timeout_s, sync_command(plan))
+        command = sync_command(plan.name, plan.storage_path, plan.tracking_uri)
+        drain(spool, plan.tracking_uri, opts.drain_timeout_s, command)
         if stops.signal is not None:
             status = "KILLED"
             _raise_interrupted(plan, parent, stops.signal)
-        close_orphans(spool_record(plan), parent, known_trials(table))
-        summary = summarise(spool_record(plan), parent, table)
+        record = spool_record(plan)
+        close_orphans(record, parent, known_trials(table))
+        summary = summarise(record, parent, table)
         outcome = _outcome(plan, parent, summary, results)
         _raise_if_every_trial_failed_on_input(results)
         status = "FINISHED"
@@ -243,9 +247,10 @@ def _raise_interrupted(plan: SearchPlan, parent, signum: int) -> None:
     import signal
 
     from ..errors import SearchInterrupted
-    from .interrupts import EXIT_CODES, close_running_trials
+    from .interrupts import EXIT_CODES
+    from .summary import kill_running_runs
 
-    cut = close_running_trials(parent)
+    cut = kill_running_runs(parent)
     running = f"{len(cut)} trial(s) were running ({', '.join(n.split()[0] for n in cut)})" if cut else "none running"
     err = SearchInterrupted(
         f"search {plan.name} interrupted by {signal.Signals(signum).name}: {running}; its state is saved",
@@ -267,13 +272,6 @@ def resume_command(plan: SearchPlan) -> str:
     if plan.opts.dataset_root:
         parts += ["--dataset-root", plan.opts.dataset_root]
     return shlex.join(parts)
-
-
-def sync_command(plan: SearchPlan) -> str:
-    from ..redact import redact
-
-    uri = redact(plan.tracking_uri)
-    return f"mscm sync --search {plan.name} --storage-path {plan.storage_path} --tracking-uri {uri}"
 
 
 def spool_record(plan: SearchPlan) -> SearchRecord:
@@ -358,7 +356,7 @@ def _trainable(plan: SearchPlan):
     )
 
 
-def _new_tuner(plan: SearchPlan, storage, concurrent: int, trainable, parent_run_id: str):
+def _new_tuner(plan: SearchPlan, storage, concurrent: int, trainable, parent_run_id: str, spool_folder: Path):
     """A fresh search: OptunaSearch over the space, ASHA (or FIFO), and the trial callbacks."""
     import ray.tune
     from ray.tune.search.optuna import OptunaSearch
@@ -380,7 +378,7 @@ def _new_tuner(plan: SearchPlan, storage, concurrent: int, trainable, parent_run
     run_config = ray.tune.RunConfig(
         name=plan.name,
         storage_path=plan.storage_path,
-        callbacks=_callbacks(plan, parent_run_id),
+        callbacks=_callbacks(plan, parent_run_id, spool_folder),
         # A trial that fails (non-finite loss, an error in its config) is not retried: worker losses are
         # already retried inside the trial by Ray Train from its latest checkpoint.
         failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
@@ -413,7 +411,7 @@ def _scheduler(plan: SearchPlan):
     )
 
 
-def _callbacks(plan: SearchPlan, parent_run_id: str) -> list:
+def _callbacks(plan: SearchPlan, parent_run_id: str, spool_folder: Path) -> list:
     from .console import ProgressLines
     from .tracking import MlflowTrialLogger
 
@@ -426,7 +424,7 @@ def _callbacks(plan: SearchPlan, parent_run_id: str) -> list:
         dataset=plan.dataset,
         log_models=plan.opts.log_models,
         order=tuple(p.key for p in plan.space.parameters),
-        spool_folder=str(_spool(plan).folder),
+        spool_folder=str(spool_folder),
     )
     return [logger] if plan.opts.verbose else [logger, ProgressLines(plan.epochs)]
 
