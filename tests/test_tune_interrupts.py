@@ -16,29 +16,11 @@ import sys
 import time
 
 import pytest
-import yaml
-from train_configs import TINY
+from train_configs import SLOWER, one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 EPOCHS = 6  # each interrupt lands after a new epoch reached MLflow, with epochs (~4 s each) still to run
-
-
-def _space(path) -> str:
-    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
-    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
-    overrides["data.iterations_per_epoch"] = 8
-    space = {
-        "base": "smoke",
-        "overrides": overrides,
-        "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
-        "objective": {"metric": "mAP", "direction": "maximize"},
-        "budget": {"trials": 1, "epochs": EPOCHS, "scheduler": "none"},
-        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
-        "sampler": {"name": "random", "seed": 0},
-    }
-    path.write_text(yaml.safe_dump(space))
-    return str(path)
 
 
 def _trial_run(uri: str):
@@ -84,7 +66,10 @@ def test_sigint_then_sigterm_end_with_130_and_143_and_resume_finishes_the_trial(
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "mscm", "tune", "--space", _space(tmp_path / "space.yaml"), "--name", "stoppable"]
+    args = tune_command(
+        one_knob_space(tmp_path / "space.yaml", epochs=EPOCHS, overrides=SLOWER),
+        "stoppable",
+    )
     args += ["--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results"), "--optuna-url", optuna_url]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
 

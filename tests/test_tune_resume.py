@@ -10,31 +10,11 @@ import sys
 import time
 
 import pytest
-import yaml
-from train_configs import TINY
+from train_configs import one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TRIALS = 2  # one finishes before the kill, one after the resume; each costs ~30 s of Ray start-up
-
-
-def _space(path) -> str:
-    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
-    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "base": "smoke",
-                "overrides": overrides,
-                "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
-                "objective": {"metric": "mAP", "direction": "maximize"},
-                "budget": {"trials": TRIALS, "epochs": 2, "scheduler": "none", "max_concurrent_trials": 1},
-                "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
-                "sampler": {"name": "tpe", "seed": 3},
-            }
-        )
-    )
-    return str(path)
 
 
 def _finished_trial_runs(uri: str) -> dict[str, str]:
@@ -57,14 +37,12 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = [
-        sys.executable,
-        "-m",
-        "mscm",
-        "tune",
-        "--space",
-        _space(tmp_path / "space.yaml"),
-        "--name",
-        "resumable",
+        *tune_command(
+            one_knob_space(
+                tmp_path / "space.yaml", epochs=2, trials=TRIALS, sampler="tpe", seed=3, max_concurrent_trials=1
+            ),
+            "resumable",
+        ),
         "--tracking-uri",
         uri,
         "--storage-path",

@@ -36,3 +36,48 @@ def tiny_config(tmp_path, **overrides: Any) -> RunConfig:
     )
     values.update({k.replace("__", "."): v for k, v in overrides.items()})
     return load_run_config("smoke", values)
+
+
+# Epochs of a few seconds, for tests that must act between two epochs (interrupts, outages).
+SLOWER: dict[str, Any] = {"data.iterations_per_epoch": 8}
+
+
+def tiny_space_overrides(**extra: Any) -> dict[str, Any]:
+    """TINY as a search space's overrides: no schedule or tracking keys (the budget and flags set them)."""
+    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
+    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
+    overrides.update(extra)
+    return overrides
+
+
+def one_knob_space(
+    path,
+    *,
+    epochs: int,
+    trials: int = 1,
+    overrides: dict | None = None,
+    sampler: str = "random",
+    seed: int = 0,
+    **budget: Any,
+) -> str:
+    """A search space file of ``trials`` tiny trials over the QCT margin alone, with no scheduler."""
+    import yaml
+
+    space = {
+        "base": "smoke",
+        "overrides": tiny_space_overrides(**(overrides or {})),
+        "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
+        "objective": {"metric": "mAP", "direction": "maximize"},
+        "budget": {"trials": trials, "epochs": epochs, "scheduler": "none", **budget},
+        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
+        "sampler": {"name": sampler, "seed": seed},
+    }
+    path.write_text(yaml.safe_dump(space))
+    return str(path)
+
+
+def tune_command(space: str, name: str, *more: str) -> list[str]:
+    """``mscm tune`` as a subprocess argv, in this interpreter."""
+    import sys
+
+    return [sys.executable, "-m", "mscm", "tune", "--space", space, "--name", name, *more]

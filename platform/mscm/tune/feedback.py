@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search.optuna import OptunaSearch
 
 TRAINING_ITERATION = "training_iteration"
@@ -52,23 +53,31 @@ class FeedbackOptunaSearch(OptunaSearch):
         if value is None or step is None or not math.isfinite(float(value)):
             return
         seen = self._reported.setdefault(trial_id, {})
-        if int(step) not in seen:
-            seen[int(step)] = float(value)
+        if int(step) in seen:
+            return
+        seen[int(step)] = float(value)
+        try:
             self._ot_trials[trial_id].report(float(value), int(step))
+        except UpdateFinishedTrialError:
+            # A driver killed after Optuna heard the end but before Tune saved it: on --resume Tune runs the
+            # trial's last epochs again. The study already holds its outcome; keep it.
+            self._completed_trials.add(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or not self._single() or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
         import optuna
 
-        self._report(trial_id, result)  # the report that ended a stopped trial reaches Tune's searcher only here
+        self._report(trial_id, result)
+        if trial_id in self._completed_trials:  # the study had it finished already (see _report)
+            return  # the report that ended a stopped trial reaches Tune's searcher only here
         trial = self._ot_trials[trial_id]
         values = self._reported.get(trial_id)
         if not values:
             return super().on_trial_complete(trial_id, result, error)
         if (fidelity(result) or 0) < self._budget:
-            self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            self._ot_study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
         else:
             best = max(values.values()) if self.mode == "max" else min(values.values())
-            self._ot_study.tell(trial, best, state=optuna.trial.TrialState.COMPLETE)
+            self._ot_study.tell(trial, best, state=optuna.trial.TrialState.COMPLETE, skip_if_finished=True)
         self._completed_trials.add(trial_id)
