@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 from mscm.train.determinism import pin_cpu_kernels  # noqa: E402
 
 pin_cpu_kernels()
+from mscm.raycluster import use_local_train_poll  # noqa: E402
+
 GUARDED = ("mlruns", "ray_results", "data")  # the embedded defaults' stores in the checkout
 
 
@@ -60,6 +62,7 @@ def isolated_project(tmp_path_factory) -> str:
     old = os.environ.get("MSCM_HOME")
     os.environ["MSCM_HOME"] = home
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    use_local_train_poll()  # also for the tests' own Ray clusters (ray.cluster_utils), which skip init_ray
     yield home
     if old is None:
         os.environ.pop("MSCM_HOME", None)

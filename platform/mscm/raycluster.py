@@ -12,6 +12,18 @@ import yaml
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
 DRIVER_SLIVER = 0.01
 
+# Ray Train V2's controller polls its workers every 2 s by default, and a Train run's start, each report
+# and its end each wait for a poll. On one machine a poll is a local call, so a short interval costs
+# nothing and saves about 4 s per Train run (bench/trial_overhead.py, docs/benchmarks.md). A cluster keeps
+# Ray's default: there the controller's calls cross the network.
+TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+LOCAL_TRAIN_POLL_S = "0.25"
+
+
+def use_local_train_poll(environ: dict[str, str] = os.environ) -> None:
+    """Before a local Ray starts (its workers inherit the environment): the short poll, unless set."""
+    environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
+
 
 def _local_cluster_running() -> bool:
     """Whether `ray start` left a live cluster address on this node (Ray's own address file)."""
@@ -31,8 +43,10 @@ def init_ray(
     num_cpus: int | None = None,
     object_store_mb: int = 256,
     driver_slots: int = 4,
+    log_to_driver: bool = True,
 ) -> dict[str, float]:
-    """Start or join Ray; returns the cluster's resources.
+    """Start or join Ray; returns the cluster's resources. ``log_to_driver=False`` keeps the output of
+    Ray's workers and actors in Ray's log folder (:func:`ray_logs_dir`) instead of this console.
 
     A local Ray gets an explicit small object store (256 MiB is plenty: checkpoints travel by path;
     Ray's default would reserve 30% of RAM in /dev/shm) and ``driver_slots`` units of the driver resource.
@@ -48,8 +62,9 @@ def init_ray(
             # resources or an object-store size while joining is an error in ray.init.
             address = "auto"
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=log_to_driver)
         else:  # a fresh local Ray
+            use_local_train_poll()
             ray.init(
                 num_cpus=num_cpus,
                 object_store_memory=object_store_mb * 1024 * 1024,
@@ -57,8 +72,17 @@ def init_ray(
                 include_dashboard=True,
                 dashboard_host="127.0.0.1",
                 logging_level="WARNING",
+                log_to_driver=log_to_driver,
             )
     return ray.cluster_resources()
+
+
+def ray_logs_dir() -> str:
+    """The folder of this node's Ray logs (workers' and actors' stdout and stderr) for the running Ray."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    return os.path.join(ctx.get_temp_dir(), ctx.get_session_name(), "logs")
 
 
 # Where the cluster launcher leaves the cluster config on the head node (`ray up` writes it there).
