@@ -20,19 +20,23 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    def __init__(self, folder: Path, port: int | None = None):
+    def __init__(self, folder: Path, port: int | None = None, backend: str | None = None, env: dict | None = None):
+        """``backend``: the store's URI (default: SQLite in ``folder``); ``env``: extra environment, such as
+        the PGPASSWORD a database backend reads its password from."""
         self.folder, self.port = Path(folder), port or free_port()
+        self.backend = backend or f"sqlite:///{self.folder / 'server.db'}"
+        self.extra_env = dict(env or {})
         self.folder.mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 90) -> MlflowServer:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.extra_env}
         env.pop("MLFLOW_TRACKING_URI", None)
         log = open(self.folder / "server.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)]
-            + ["--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}"]
+            + ["--workers", "1", "--backend-store-uri", self.backend]
             + ["--artifacts-destination", str(self.folder / "artifacts")],
             env=env,
             stdout=log,

@@ -28,6 +28,14 @@ def add_config_args(p: argparse.ArgumentParser, *, required: bool = True, defaul
     )
 
 
+def add_artifact_location_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--artifact-location",
+        help="where new MLflow experiments keep artifacts: a shared folder or s3://...; needed with a database "
+        "tracking URI (postgresql://...) used without a server (config: tracking.artifact_location)",
+    )
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[1, 2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (values parsed as YAML scalars/lists)."""
     out: dict[str, Any] = {}

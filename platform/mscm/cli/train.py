@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_config_args, resolve_config
+from ._common import add_artifact_location_arg, add_config_args, resolve_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="MLflow run name and Ray Train run name (default: <config name>-<time>)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: tracking.tracking_uri of the config)")
+    add_artifact_location_arg(p)
     p.set_defaults(handler=run)
 
 
@@ -23,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     if args.tracking_uri:
         cfg = apply_overrides(cfg, {"tracking.tracking_uri": args.tracking_uri}, source="--tracking-uri")
+    if args.artifact_location:
+        cfg = apply_overrides(cfg, {"tracking.artifact_location": args.artifact_location}, source="--artifact-location")
     outcome = run_training(cfg, run_name=args.name, ray_address=args.address)
     print(f"finished: MLflow run {outcome.run_id}; best checkpoint {outcome.best_checkpoint}")
     for key in ("mAP", "rank1", "mINP"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ._common import add_artifact_location_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="run a hyperparameter search over a search_spaces/*.yaml file")
@@ -33,6 +35,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
         help="dataset folder in its original layout (default: synthetic data)",
     )
     p.add_argument("--tracking-uri", default=env("MLFLOW_TRACKING_URI"), help="MLflow tracking URI")
+    add_artifact_location_arg(p)
     p.add_argument(
         "--storage-path",
         default=env("MSCM_STORAGE_PATH"),
@@ -58,6 +61,16 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     from .confirm import add_confirm_args
 
     add_confirm_args(p, prefix="confirm-")
+    add_watch_args(p)
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the untrained model's evaluation on the driver before the search (baseline/* metrics)",
+    )
+
+
+def add_watch_args(p: argparse.ArgumentParser) -> None:
+    """How the search waits on its services and watches its trials."""
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -67,10 +80,13 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
         "what is left stays in the spool for `mscm sync` and the exit code is 75 (default 300)",
     )
     p.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="skip the untrained model's evaluation on the driver before the search (baseline/* metrics)",
+        "--silence-factor",
+        type=float,
+        default=5.0,
+        metavar="X",
+        help="name a running trial that has not reported for X times the slowest epoch seen (at least 60 s)",
     )
+    p.add_argument("--fail-silent", action="store_true", help="also fail such a trial, so that the search goes on")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,12 +95,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and not args.name:
         raise UsageError("--resume needs --name (the search to continue)")
+    if args.silence_factor <= 1:
+        raise UsageError(f"--silence-factor {args.silence_factor:g}: must be above 1 (a multiple of the slowest epoch)")
     outcome = run_search(
         SearchOptions(
             space=args.space,
             name=args.name,
             dataset_root=args.dataset_root,
             tracking_uri=args.tracking_uri,
+            artifact_location=args.artifact_location,
             storage_path=args.storage_path,
             optuna_url=args.optuna_url,
             trials=args.trials,
@@ -98,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
             address=args.address,
             log_models=not args.no_models,
             baseline=not args.no_baseline,
+            silence_factor=args.silence_factor,
+            fail_silent=args.fail_silent,
             drain_timeout_s=args.drain_timeout,
             verbose=args.verbose,
         )

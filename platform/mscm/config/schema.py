@@ -189,6 +189,11 @@ class TrainConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     tracking_uri: str | None = spec(None, doc="null = sqlite store under the project (mlruns/mlflow.db)")
+    artifact_location: str | None = spec(
+        None,
+        doc="where new experiments keep artifacts (a shared folder or s3://...); needed by a database URI "
+        "used without a server; null = beside a SQLite store, or the server's own",
+    )
     experiment: str = "mscm"
     system_metrics: bool = True
 

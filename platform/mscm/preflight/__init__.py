@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .dataset import DatasetCheck, check_dataset, print_warnings
-from .stores import check_optuna_url, check_storage_path, check_tracking_uri, create_stores
+from .stores import (
+    check_artifact_location,
+    check_optuna_url,
+    check_storage_path,
+    check_tracking_uri,
+    create_stores,
+)
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -42,11 +48,14 @@ def preflight_run(
     """Check a training run (or a search's base config) whole, then create its stores."""
     start = time.perf_counter()
     folder = check_storage_path(storage_path)
-    store = check_tracking_uri(tracking_uri)
+    store = check_tracking_uri(tracking_uri, artifact_location=cfg.tracking.artifact_location)
+    artifacts = check_artifact_location(cfg.tracking.artifact_location)
     optuna_file = check_optuna_url(optuna_url) if optuna_url else None
     check_pretrained(cfg)
     data = check_dataset(cfg.data, progress=progress)
-    create_stores([folder, store.artifact_dir], [store.path if store.kind == "sqlite" else None, optuna_file])
+    create_stores(
+        [folder, store.artifact_dir, artifacts], [store.path if store.kind == "sqlite" else None, optuna_file]
+    )
     print_warnings(data.warnings)
     return PreflightReport(data, time.perf_counter() - start, data.warnings)
 

@@ -9,9 +9,10 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import StorageError, TrackingError
-from ..tracking.uris import TrackingStore, parse_tracking_uri
+from ..tracking.uris import TrackingStore, parse_tracking_uri, require_artifact_location
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SERVER_TIMEOUT_S = 5.0
@@ -73,9 +74,23 @@ def _server_problem(uri: str) -> str | None:
         return f"no MLflow server answers there ({getattr(e, 'reason', e)})"
 
 
-def check_tracking_uri(uri: str, *, must_exist: bool = False) -> TrackingStore:
-    """The MLflow store at ``uri`` can be written (or, ``must_exist``, read: nothing new is created)."""
+def check_artifact_location(location: str | None) -> Path | None:
+    """A configured local artifact folder must be creatable; returns it (remote ones are MLflow's to check)."""
+    if not location or ("://" in location and not location.startswith("file:")):
+        return None
+    folder = Path(urlparse(location).path if location.startswith("file:") else location).expanduser().absolute()
+    problem = folder_problem(folder)
+    if problem:
+        raise TrackingError(f"tracking.artifact_location {location!r}: {problem}", hint="--artifact-location FOLDER")
+    return folder
+
+
+def check_tracking_uri(uri: str, *, must_exist: bool = False, artifact_location: str | None = None) -> TrackingStore:
+    """The MLflow store at ``uri`` can be written (or, ``must_exist``, read: nothing new is created); a
+    database store used directly needs ``artifact_location``."""
     store = parse_tracking_uri(uri)
+    if not must_exist:
+        require_artifact_location(store, artifact_location)
     problem = None
     if store.kind == "sqlite":
         problem = _sqlite_file_problem(store.path)

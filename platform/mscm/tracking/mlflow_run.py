@@ -16,7 +16,7 @@ from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..paths import default_tracking_uri
 from .contract import CHECKPOINT_TAG, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MODEL_URI_TAG
 from .metrics import run_summary
-from .uris import artifact_root_for
+from .uris import artifact_root_for, parse_tracking_uri, require_artifact_location
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
 
@@ -27,15 +27,19 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
-def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
+def get_or_create_experiment(client, name: str, tracking_uri: str, artifact_location: str | None = None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # experiments made before the tag existed
             client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    # A local store keeps its artifacts beside it, not in ./mlruns of whatever the CWD is.
+    # A local store keeps its artifacts beside it, and a database store where it is told, never in ./mlruns
+    # of whatever the CWD is.
+    require_artifact_location(parse_tracking_uri(tracking_uri), artifact_location)
     return client.create_experiment(
-        name, artifact_location=artifact_root_for(tracking_uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        name,
+        artifact_location=artifact_root_for(tracking_uri, artifact_location),
+        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
     )
 
 
@@ -99,6 +103,7 @@ class RunLogger:
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,
         run_id: str | None = None,
+        artifact_location: str | None = None,  # for a new experiment (tracking.artifact_location)
     ):
         from mlflow import MlflowClient
 
@@ -106,7 +111,7 @@ class RunLogger:
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri)
+        self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri, artifact_location)
         if run_id is None:
             all_tags = dict(tags or {})
             if parent_run_id:

@@ -70,12 +70,41 @@ def parse_tracking_uri(uri: str) -> TrackingStore:
     )
 
 
-def artifact_root_for(uri: str) -> str | None:
-    """Where new experiments of the store at ``uri`` put their artifacts (None: the store decides)."""
+def artifact_location_uri(location: str) -> str:
+    """A configured artifact location as MLflow takes it: a local path becomes an absolute ``file:`` URI."""
+    if "://" in location or location.startswith("file:"):
+        return location
+    return Path(location).expanduser().absolute().as_uri()
+
+
+def require_artifact_location(store: TrackingStore, location: str | None) -> None:
+    """A database store used without a server has no artifact root of its own: MLflow would write into
+    ``./mlruns`` of the current folder (on a cluster, the head node's). Refuse that in one line."""
+    if store.kind == "database" and not location:
+        raise TrackingError(
+            f"tracking URI {store.uri!r}: a database store used without a server needs an artifact location, "
+            "or MLflow writes the models into ./mlruns of the current folder",
+            hint="--artifact-location /shared/folder or s3://bucket/prefix (config: tracking.artifact_location), "
+            "or run `mlflow server` on the database and track to http://HOST:PORT",
+        )
+
+
+def artifact_root_for(uri: str, location: str | None = None) -> str | None:
+    """Where new experiments of the store at ``uri`` put their artifacts: the configured ``location``,
+    else beside a SQLite store; None: a server decides."""
+    if location:
+        return artifact_location_uri(location)
     try:
         return parse_tracking_uri(uri).artifact_root
     except TrackingError:
         return None
 
 
-__all__ = ["TrackingStore", "parse_tracking_uri", "artifact_root_for", "ARTIFACTS_DIR"]
+__all__ = [
+    "TrackingStore",
+    "parse_tracking_uri",
+    "artifact_root_for",
+    "artifact_location_uri",
+    "require_artifact_location",
+    "ARTIFACTS_DIR",
+]

@@ -121,6 +121,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
         cfg.tracking.experiment,
         run_name=name,
         tags={KIND_TAG: KIND_TRAIN, DATASET_TAG: cfg.data.dataset},
+        artifact_location=cfg.tracking.artifact_location,
     )
     print(f"MLflow run {logger.run_id} in {logger.tracking_uri}\n  UI: {ui_command(logger.tracking_uri)}")
     logger.log_config(cfg)

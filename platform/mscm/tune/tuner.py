@@ -18,7 +18,7 @@ from typing import Any
 from ..config import RunConfig, apply_overrides, to_dict
 from ..errors import UsageError
 from ..paths import default_optuna_url
-from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray
+from ..raycluster import DRIVER_RESOURCE, DRIVER_SLIVER, autoscaling_capacity, init_ray, ray_logs_dir
 from ..redact import redact_values
 from ..tracking.contract import (
     KIND_SEARCH,
@@ -37,6 +37,7 @@ class SearchOptions:
     name: str | None = None
     dataset_root: str | None = None
     tracking_uri: str | None = None
+    artifact_location: str | None = None  # needed with a database tracking URI (no server)
     storage_path: str | None = None
     optuna_url: str | None = None
     trials: int | None = None
@@ -55,6 +56,8 @@ class SearchOptions:
     # trial COMPLETE with its last value); the second exists for bench/optuna_feedback.py.
     optuna_feedback: str = "pruned"
     verbose: bool = False  # Ray Tune's own status tables instead of one line per report
+    silence_factor: float = 5.0  # a trial silent this many times the slowest epoch is named (mscm.tune.watchdog)
+    fail_silent: bool = False  # ... and failed, so that the search goes on
 
 
 @dataclass
@@ -79,6 +82,8 @@ def _base_config(space, opts: SearchOptions) -> RunConfig:
         overrides["data.root"] = opts.dataset_root
     if opts.tracking_uri:
         overrides["tracking.tracking_uri"] = opts.tracking_uri
+    if opts.artifact_location:
+        overrides["tracking.artifact_location"] = opts.artifact_location
     if opts.storage_path:
         overrides["train.storage_path"] = opts.storage_path
     if opts.epochs:
@@ -112,13 +117,13 @@ def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int 
     return max(1, min(fit, requested or fit))
 
 
-def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
+def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool, artifact_location: str | None):
     from mlflow import MlflowClient
 
     from ..tracking.mlflow_run import RunLogger, get_or_create_experiment
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    exp_id = get_or_create_experiment(client, experiment, tracking_uri)
+    exp_id = get_or_create_experiment(client, experiment, tracking_uri, artifact_location)
     found = client.search_runs([exp_id], filter_string=search_filter(name), max_results=1)
     if found and not resume:
         raise UsageError(
@@ -129,7 +134,12 @@ def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool):
     if run_id:
         client.update_run(run_id, status="RUNNING")
     return RunLogger(
-        tracking_uri, experiment, run_name=name, run_id=run_id, tags={SEARCH_TAG: name, KIND_TAG: KIND_SEARCH}
+        tracking_uri,
+        experiment,
+        run_name=name,
+        run_id=run_id,
+        tags={SEARCH_TAG: name, KIND_TAG: KIND_SEARCH},
+        artifact_location=artifact_location,
     )
 
 
@@ -184,7 +194,6 @@ def plan_search(opts: SearchOptions) -> SearchPlan:
 
 def run_search(opts: SearchOptions) -> SearchOutcome:
     """Plan, build (a fresh search's searcher and scheduler; a resumed one only restores), run, summarise."""
-    import optuna
     import ray.tune
 
     from ..errors import TrackingPending
@@ -192,13 +201,14 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     from ..tracking.ui import ui_command
     from .console import quiet_tune_output
     from .interrupts import catching_stops
+    from .optuna_storage import open_storage
     from .summary import close_orphans, known_trials, save_trial_table, summarise
     from .sync import sync_command
 
     plan = plan_search(opts)
     if opts.resume and not ray.tune.Tuner.can_restore(plan.experiment_path):
         raise UsageError(f"--resume: no search {plan.name!r} to continue at {plan.experiment_path}")
-    resources = init_ray(opts.address)
+    resources = init_ray(opts.address, log_to_driver=opts.verbose)  # Ray Train's per-report lines: a log file
     # On a launcher cluster size concurrency from what the autoscaler can add, not what is up now.
     capacity = autoscaling_capacity() or resources
     concurrent = concurrency_for(plan.base, capacity, opts.max_concurrent or plan.space.budget.max_concurrent_trials)
@@ -206,8 +216,10 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         f"search {plan.name}: space {plan.space.source}, {plan.trials} trials x {plan.epochs} epochs, "
         f"{concurrent} at a time"
     )
+    if not opts.verbose:
+        print(f"Ray's own output (workers, Train controllers): {ray_logs_dir()}; --verbose prints it here")
     print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
-    storage = optuna.storages.RDBStorage(plan.optuna_url)
+    storage = open_storage(plan.optuna_url)  # retries a dropped database; pickles no password
     parent = _open_parent(plan, storage, concurrent)
     trainable = _trainable(plan)
     spool = _spool(plan)
@@ -329,7 +341,8 @@ def _open_parent(plan: SearchPlan, storage, concurrent: int):
         warm = warm_start_study(storage, opts.warm_start, plan.name, plan.space)
         print(warm.describe())
         extra.update({"search.warm_start": opts.warm_start, "search.warm_start_trials": warm.copied})
-    parent = _parent_run(plan.tracking_uri, plan.base.tracking.experiment, plan.name, opts.resume)
+    tracking = plan.base.tracking
+    parent = _parent_run(plan.tracking_uri, tracking.experiment, plan.name, opts.resume, tracking.artifact_location)
     if not opts.resume:
         parent.log_config(plan.base, extra_params=extra)
         parent.log_dataset(plan.dataset)
@@ -414,6 +427,7 @@ def _scheduler(plan: SearchPlan):
 def _callbacks(plan: SearchPlan, parent_run_id: str, spool_folder: Path) -> list:
     from .console import ProgressLines
     from .tracking import MlflowTrialLogger
+    from .watchdog import SilenceWatch
 
     logger = MlflowTrialLogger(
         plan.tracking_uri,
@@ -426,7 +440,8 @@ def _callbacks(plan: SearchPlan, parent_run_id: str, spool_folder: Path) -> list
         order=tuple(p.key for p in plan.space.parameters),
         spool_folder=str(spool_folder),
     )
-    return [logger] if plan.opts.verbose else [logger, ProgressLines(plan.epochs)]
+    watch = SilenceWatch(plan.opts.silence_factor, plan.opts.fail_silent)
+    return [logger, watch] if plan.opts.verbose else [logger, watch, ProgressLines(plan.epochs)]
 
 
 def _raise_if_every_trial_failed_on_input(results) -> None:
