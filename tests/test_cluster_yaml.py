@@ -30,7 +30,8 @@ CLUSTER_YAML = ROOT / "cluster.yaml"
 
 EFS_MOUNT = re.compile(r"mount -t nfs4\b.*?\s(fs-[0-9a-f]+)\.efs\.([a-z0-9-]+)\.amazonaws\.com:/\s+(/[^\s)]+)", re.S)
 EXPORT = re.compile(r"export (\w+)=([^'\s]+)")
-PROJECT_INSTALL = re.compile(r"\bpip install\b.*\s-e\s+(~/\S+)")
+PROJECT_INSTALL = re.compile(r"\bpip install\b.*\s-e\s+(~/[\w./-]+)")  # ~/mscm of ~/mscm'[postgres]'
+DB_HOST_VAR = "${MSCM_DB_HOST}"
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +87,14 @@ def under(path: str, folder: str) -> bool:
     return PurePosixPath(path).is_relative_to(PurePosixPath(folder))
 
 
-def sqlite_file(url: str) -> str:
-    assert url.startswith("sqlite:////"), url
-    return url[len("sqlite:///") :]
+def database_url(url: str) -> tuple[str, str]:
+    """(host, database) of a PostgreSQL URL that carries no password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.scheme == "postgresql+psycopg", url
+    assert parts.username == "mscm" and parts.password is None, f"{url}: the password belongs in ~/.pgpass"
+    return url.split("@", 1)[1].rsplit(":", 1)[0], parts.path.lstrip("/")
 
 
 def command_with(commands: list[str], word: str) -> list[str]:
@@ -197,7 +203,7 @@ def test_worker_types_are_spot_and_the_head_is_on_demand(full):
 
 
 def test_mlflow_server_listens_on_localhost_only(full):
-    server = command_with(full["head_start_ray_commands"], "mlflow server")
+    server = command_with(full["head_start_ray_commands"], "--backend-store-uri")
     assert flag(server, "--host") == "127.0.0.1"
     port = flag(server, "--port")
     # The head's jobs log to that server; no other node may (127.0.0.1 is the head only there).
@@ -205,10 +211,12 @@ def test_mlflow_server_listens_on_localhost_only(full):
     worker_env = exports(full["worker_setup_commands"])
     assert head_env["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{port}"
     assert "MLFLOW_TRACKING_URI" not in worker_env
-    # Its store lies on the shared mount, so it outlives `ray down` of the head.
-    mount = efs_mount(full)[2]
-    assert under(sqlite_file(flag(server, "--backend-store-uri")), mount)
-    assert under(flag(server, "--artifacts-destination"), mount)
+    # Its store is the PostgreSQL database, its artifacts lie on the shared mount: both outlive `ray down`.
+    assert database_url(flag(server, "--backend-store-uri")) == (DB_HOST_VAR, "mlflow")
+    assert under(flag(server, "--artifacts-destination"), efs_mount(full)[2])
+    # Supervised: systemd starts it again when it dies.
+    assert server[: server.index("server")][-1].endswith("/mlflow") and "systemd-run" in server
+    assert "--property=Restart=always" in server
     # The dashboard is reached the same way (ray dashboard), not on the node's public address.
     assert flag(command_with(full["head_start_ray_commands"], "ray start"), "--dashboard-host") == "127.0.0.1"
 
@@ -242,7 +250,8 @@ def test_job_defaults_point_at_the_shared_mount(full, monkeypatch, tmp_path):
     common = exports(full["setup_commands"])
     for name in ("MSCM_HOME", "MSCM_STORAGE_PATH", "MSCM_DATASET_ROOT"):
         assert under(common[name], mount), f"{name}={common[name]} is not under {mount}"
-    assert under(sqlite_file(common["MSCM_OPTUNA_URL"]), mount)
+    assert database_url(common["MSCM_OPTUNA_URL"]) == (DB_HOST_VAR, "optuna")
+    assert common["MSCM_DB_HOST"].endswith(".rds.amazonaws.com") and "CHANGE" in common["MSCM_DB_HOST"]
     # `ray submit` runs the job on the head without an address: it must join the running cluster.
     assert exports(full["head_setup_commands"]).get("RAY_ADDRESS") == "auto"
 
@@ -262,3 +271,12 @@ def test_job_defaults_point_at_the_shared_mount(full, monkeypatch, tmp_path):
     if space.template.data.root:
         assert under(space.template.data.root, mount)
     assert space.resources.use_gpu, f"{args.space} trains on CPUs; the workers are GPU nodes"
+
+
+def test_no_store_is_a_sqlite_file_and_the_password_file_is_private(raw, full):
+    """SQLite on EFS is gone (docs/cluster.md, "The stores"); libpq ignores a ~/.pgpass others may read."""
+    assert "sqlite" not in json.dumps(full), "a SQLite store is still configured"
+    assert full["file_mounts"]["~/.pgpass"].startswith("~/"), "the password file comes from the user's home"
+    setup = " ".join(full["setup_commands"])
+    assert "chmod 600 ~/.pgpass" in setup
+    assert not re.search(r"://[^/@\s:'\"]+:[^/@\s'\"]+@", json.dumps(full)), "a URL with a password in it"
