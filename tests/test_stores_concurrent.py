@@ -1,0 +1,140 @@
+"""Many hands on one store (issue 23, item 7): two `mscm tune` searches write into the same MLflow store and
+the same Optuna storage while `mscm ui` (the MLflow UI and optuna-dashboard) is read in a loop, on SQLite
+(one machine) and on a real PostgreSQL server. No process may fail with "database is locked", no reader may
+get an error page, and no write may be lost: each search ends with its trial FINISHED and every epoch in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from pg_server import PostgresServer, why_no_postgres
+from train_configs import one_knob_space, tune_command
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+EPOCHS = 2
+SEARCHES = ("writer-a", "writer-b")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """(MLflow URI, Optuna URL, extra tune flags) on one SQLite folder or one PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}", []
+        return
+    # The URLs carry no password: every process, this one included, takes it from PGPASSWORD as libpq does.
+    if why_no_postgres() is not None:
+        pytest.skip(why_no_postgres())
+    pg = PostgresServer().start()
+    saved = os.environ.get("PGPASSWORD")
+    os.environ.update(pg.client_env())
+    try:
+        pg.create_database("mlflow")
+        pg.create_database("optuna")
+        yield pg.url("mlflow"), pg.url("optuna"), ["--artifact-location", str(tmp_path / "artifacts")]
+    finally:
+        os.environ.pop("PGPASSWORD") if saved is None else os.environ.update(PGPASSWORD=saved)
+        pg.remove()
+
+
+class Reader(threading.Thread):
+    """Polls one URL every 0.3 s until stopped; keeps every failure (an error page, a refused read)."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.reads, self.failures = url, 0, []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=30) as reply:
+                    reply.read()
+                self.reads += 1
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                self.failures.append(f"{self.url}: {e}")
+            self.halt.wait(0.3)
+
+
+def _search(name: str, tmp_path: Path, uri: str, optuna_url: str, extra: list[str], env: dict) -> subprocess.Popen:
+    args = tune_command(one_knob_space(tmp_path / f"{name}.yaml", epochs=EPOCHS), name, *extra)
+    args += ["--tracking-uri", uri, "--optuna-url", optuna_url, "--no-baseline"]
+    args += ["--storage-path", str(tmp_path / f"ray_results-{name}")]
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen(args, cwd=tmp_path / "cwd", env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_write(stores, tmp_path):
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tracking.contract import search_filter
+    from mscm.tracking.ui import running_ui
+
+    uri, optuna_url, extra = stores
+    (tmp_path / "cwd").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    first = _search(SEARCHES[0], tmp_path, uri, optuna_url, extra, env)
+    time.sleep(3)  # the first search creates the stores; the second and the UI then open them as they are
+    second = _search(SEARCHES[1], tmp_path, uri, optuna_url, extra, env)
+    wait_for_stores(uri, optuna_url)
+    with running_ui(uri, optuna_url) as (mlflow_url, dashboard_url):
+        readers = [
+            Reader(f"{mlflow_url}/api/2.0/mlflow/experiments/search?max_results=50"),
+            Reader(f"{dashboard_url}/api/studies"),
+        ]
+        for reader in readers:
+            reader.start()
+        codes = [proc.wait(timeout=900) for proc in (first, second)]
+        for reader in readers:
+            reader.halt.set()
+            reader.join()
+        studies = json.loads(urllib.request.urlopen(f"{dashboard_url}/api/studies", timeout=30).read())
+    logs = {name: (tmp_path / f"{name}.log").read_text() for name in SEARCHES}
+    assert codes == [0, 0], {name: text[-2000:] for name, text in logs.items()}
+    assert not any("database is locked" in text for text in logs.values())
+    for reader in readers:
+        assert reader.failures == [] and reader.reads > 0, (reader.url, reader.reads, reader.failures[:3])
+    assert {s["study_name"] for s in studies["study_summaries"]} >= set(
+        SEARCHES
+    )  # the dashboard sees both live studies
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("mscm")
+    for name in SEARCHES:
+        [parent] = client.search_runs([exp.experiment_id], search_filter(name))
+        [run] = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        assert run.info.status == "FINISHED"
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "eval/mAP")) == list(
+            range(1, EPOCHS + 1)
+        )
+        study = optuna.load_study(study_name=name, storage=optuna_url)
+        assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def wait_for_stores(uri: str, optuna_url: str, timeout_s: float = 120) -> None:
+    """Until both stores exist (`mscm ui` reads stores; it creates none)."""
+    from mlflow import MlflowClient
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if MlflowClient(tracking_uri=uri).get_experiment_by_name("mscm") is not None:
+                import optuna
+
+                if optuna.get_all_study_names(storage=optuna_url):
+                    return
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the searches created no stores within {timeout_s:.0f} s")
