@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 _PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST", "INVALID_STATE"}
 BACKOFF_S = (0.5, 30.0)  # first wait after a failure, and the longest
 
+# MLflow's HTTP client retries a request itself, 7 times with factor-2 backoff (mlflow.environment_variables):
+# a request begun while the server was away kept the writer waiting ~90 s after it came back (measured,
+# tests/test_tune_outage.py). In this process the writer's own backoff is the policy: MLflow gives up after
+# one quick retry, so the queue moves within BACKOFF_S[1] of the server's return. A user's setting wins.
+_MLFLOW_HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
 
 def is_permanent(error: Exception) -> bool:
     return getattr(error, "error_code", None) in _PERMANENT
@@ -35,6 +42,8 @@ class SpoolWriter:
         from mlflow import MlflowClient
 
         self.spool, self.tracking_uri = spool, tracking_uri
+        for name, value in _MLFLOW_HTTP_RETRIES.items():
+            os.environ.setdefault(name, value)  # read by MLflow at each request
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._wake = threading.Event()
         self._stop = threading.Event()
