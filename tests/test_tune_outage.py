@@ -1,7 +1,12 @@
-"""A whole search outlives its MLflow server going away for 150 s, longer than MLflow's own HTTP retries
-(issue 23): the server is killed after the first epoch reached it and started again on the same store 150 s
-later. The search finishes with exit 0, and the record is whole: every trial's run ended as its Tune trial
-did, with one step per epoch, its best/ summary and its model; no run is left RUNNING; Optuna agrees."""
+"""A whole search outlives its MLflow server going away (issue 23).
+
+- Away for 150 s, longer than MLflow's own HTTP retries: the server is killed after the first epoch reached
+  it and started again on the same store 150 s later. The search exits 0 and the record is whole.
+- Never back while the search runs: the training finishes, the search exits 75 naming `mscm sync`, and once
+  a server is back on the store that command makes the record whole.
+
+Whole means: every trial's run ended as its Tune trial did, with one step per epoch, its best/ summary and
+its model; no run is left RUNNING; the Optuna trials agree."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow_servers import MlflowServer
@@ -18,7 +24,6 @@ from train_configs import SLOWER, one_knob_space, tune_command
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 OUTAGE_S = 150
-TRIALS, EPOCHS = 2, 3
 
 
 def _trial_runs(client, parent_id: str | None = None) -> list:
@@ -29,19 +34,16 @@ def _trial_runs(client, parent_id: str | None = None) -> list:
     return client.search_runs([exp.experiment_id], where)
 
 
-def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path):
-    import optuna
+def _search_with_server_away(tmp_path: Path, name: str, trials: int, epochs: int, away_s: float, drain_s: float):
+    """Run `mscm tune` against a real server, kill the server after the first epoch reached it, start it
+    again ``away_s`` later (or never, with ``away_s`` inf). Returns (exit code, console, server)."""
     from mlflow import MlflowClient
 
-    from mscm.tracking.contract import MODEL_URI_TAG, STATUS_TAG, search_filter
-
     server = MlflowServer(tmp_path / "server").start()
-    optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = tune_command(
-        one_knob_space(tmp_path / "space.yaml", epochs=EPOCHS, trials=TRIALS, overrides=SLOWER), "outage"
-    )
-    args += ["--tracking-uri", server.url, "--optuna-url", optuna_url, "--no-baseline"]
-    args += ["--storage-path", str(tmp_path / "ray_results"), "--drain-timeout", str(3 * OUTAGE_S)]
+    space = one_knob_space(tmp_path / "space.yaml", epochs=epochs, trials=trials, overrides=SLOWER)
+    args = tune_command(space, name, "--tracking-uri", server.url, "--no-baseline")
+    args += ["--optuna-url", f"sqlite:///{tmp_path / 'optuna.db'}", "--drain-timeout", str(drain_s)]
+    args += ["--storage-path", str(tmp_path / "ray_results")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
     client = MlflowClient(tracking_uri=server.url)
 
@@ -54,32 +56,68 @@ def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path)
         try:
             wait_until(lambda: proc.poll() is not None or first_epoch_logged(), 600, "the first epoch in MLflow")
             server.stop()  # killed, as a crashed or pre-empted server
-            away_until = time.monotonic() + OUTAGE_S
+            away_until = time.monotonic() + away_s
             while time.monotonic() < away_until and proc.poll() is None:
                 time.sleep(1)  # the search goes on without its tracking server
-            server.start()  # the same store and port
+            if proc.poll() is None:
+                server.start()  # the same store and port
             code = proc.wait(timeout=900)
         finally:
             if proc.poll() is None:
                 proc.kill()
-            console = (tmp_path / "console.log").read_text()
+    return code, (tmp_path / "console.log").read_text(), server
+
+
+def _assert_record_whole(server: MlflowServer, name: str, trials: int, epochs: int, optuna_url: str) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tracking.contract import MODEL_URI_TAG, STATUS_TAG, search_filter
+
+    client = MlflowClient(tracking_uri=server.url)
+    exp = client.get_experiment_by_name("mscm")
+    [parent] = client.search_runs([exp.experiment_id], search_filter(name))
+    runs = _trial_runs(client, parent.info.run_id)
+    assert len(runs) == trials, [r.info.run_name for r in runs]
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags[STATUS_TAG] == "completed", run.data.tags
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval/mAP")]
+        assert sorted(steps) == list(range(1, epochs + 1)), steps  # none lost, none twice
+        assert "best/mAP" in run.data.metrics
+        assert run.data.tags.get(MODEL_URI_TAG, "").startswith("models:/")
+    everything = client.search_runs([exp.experiment_id], "")
+    assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
+    assert parent.info.status == "FINISHED"
+    study = optuna.load_study(study_name=name, storage=optuna_url)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * trials
+
+
+def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path):
+    code, console, server = _search_with_server_away(tmp_path, "outage", 2, 3, OUTAGE_S, drain_s=3 * OUTAGE_S)
     try:
         assert code == 0, console[-3000:]
-        exp = client.get_experiment_by_name("mscm")
-        [parent] = client.search_runs([exp.experiment_id], search_filter("outage"))
-        runs = _trial_runs(client, parent.info.run_id)
-        assert len(runs) == TRIALS, [r.info.run_name for r in runs]
-        for run in runs:
-            assert run.info.status == "FINISHED" and run.data.tags[STATUS_TAG] == "completed", run.data.tags
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "eval/mAP")]
-            assert sorted(steps) == list(range(1, EPOCHS + 1)), steps  # none lost, none twice
-            assert "best/mAP" in run.data.metrics
-            assert run.data.tags.get(MODEL_URI_TAG, "").startswith("models:/")
-        everything = client.search_runs([exp.experiment_id], "")
-        assert [r.info.run_name for r in everything if r.info.status == "RUNNING"] == []
-        assert parent.info.status == "FINISHED"
-        study = optuna.load_study(study_name="outage", storage=optuna_url)
-        assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * TRIALS
+        _assert_record_whole(server, "outage", 2, 3, f"sqlite:///{tmp_path / 'optuna.db'}")
+        assert list((tmp_path / "cwd").iterdir()) == []
+    finally:
+        server.stop()
+
+
+def test_a_server_that_never_returns_ends_in_exit_75_and_mscm_sync_makes_the_record_whole(tmp_path):
+    from mscm.tune.sync import sync_command
+
+    code, console, server = _search_with_server_away(tmp_path, "away", 1, 2, float("inf"), drain_s=5)
+    try:
+        assert code == 75, console[-3000:]
+        assert "t00 completed" in console  # the training finished without its server
+        command = sync_command("away", str(tmp_path / "ray_results"), server.url)
+        assert command in console and "MLflow writes wait" in console, console[-2000:]
+
+        server.start()  # back on the same store, after the search has ended
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+        argv = [sys.executable, "-m", "mscm", *command.split()[1:]]
+        done = subprocess.run(argv, cwd=tmp_path / "cwd", env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        _assert_record_whole(server, "away", 1, 2, f"sqlite:///{tmp_path / 'optuna.db'}")
         assert list((tmp_path / "cwd").iterdir()) == []
     finally:
         server.stop()
