@@ -9,10 +9,9 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import StorageError, TrackingError
-from ..tracking.uris import TrackingStore, parse_tracking_uri, require_artifact_location
+from ..tracking.uris import TrackingStore, local_artifact_folder, parse_tracking_uri, require_artifact_location
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SERVER_TIMEOUT_S = 5.0
@@ -76,9 +75,9 @@ def _server_problem(uri: str) -> str | None:
 
 def check_artifact_location(location: str | None) -> Path | None:
     """A configured local artifact folder must be creatable; returns it (remote ones are MLflow's to check)."""
-    if not location or ("://" in location and not location.startswith("file:")):
+    folder = local_artifact_folder(location) if location else None
+    if folder is None:
         return None
-    folder = Path(urlparse(location).path if location.startswith("file:") else location).expanduser().absolute()
     problem = folder_problem(folder)
     if problem:
         raise TrackingError(f"tracking.artifact_location {location!r}: {problem}", hint="--artifact-location FOLDER")

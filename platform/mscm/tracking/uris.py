@@ -70,11 +70,21 @@ def parse_tracking_uri(uri: str) -> TrackingStore:
     )
 
 
+def local_artifact_folder(location: str) -> Path | None:
+    """The folder a configured artifact location names on this machine (a path or a ``file:`` URI); None
+    for a remote one (``s3://…``), which MLflow reaches itself."""
+    if location.startswith("file:"):
+        return Path(urlparse(location).path)
+    if "://" in location:
+        return None
+    return Path(location).expanduser().absolute()
+
+
 def artifact_location_uri(location: str) -> str:
     """A configured artifact location as MLflow takes it: a local path becomes an absolute ``file:`` URI."""
-    if "://" in location or location.startswith("file:"):
+    if location.startswith("file:") or "://" in location:
         return location
-    return Path(location).expanduser().absolute().as_uri()
+    return local_artifact_folder(location).as_uri()
 
 
 def require_artifact_location(store: TrackingStore, location: str | None) -> None:
@@ -105,6 +115,7 @@ __all__ = [
     "parse_tracking_uri",
     "artifact_root_for",
     "artifact_location_uri",
+    "local_artifact_folder",
     "require_artifact_location",
     "ARTIFACTS_DIR",
 ]

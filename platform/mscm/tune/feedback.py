@@ -68,9 +68,9 @@ class FeedbackOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         import optuna
 
-        self._report(trial_id, result)
+        self._report(trial_id, result)  # the report that ended a stopped trial reaches Tune's searcher only here
         if trial_id in self._completed_trials:  # the study had it finished already (see _report)
-            return  # the report that ended a stopped trial reaches Tune's searcher only here
+            return
         trial = self._ot_trials[trial_id]
         values = self._reported.get(trial_id)
         if not values:

@@ -25,9 +25,9 @@ DEFAULT_RETRY_S = 900.0  # a managed database's fail-over or a restart takes sec
 _PASSWORDS: dict[str, str] = {}  # password-free URL -> the password given in this process
 
 
-def _bare(url: str) -> str:
-    """``url`` without its password, as a string that keeps the rest verbatim."""
-    return make_url(url)._replace(password=None).render_as_string(hide_password=False)  # .set() ignores None
+def _with_password(url: str, password: str | None) -> str:
+    """``url`` with this password (None: none), as a string that keeps the rest verbatim."""
+    return make_url(url)._replace(password=password).render_as_string(hide_password=False)  # .set() ignores None
 
 
 def _transient(error: BaseException) -> bool:
@@ -70,18 +70,14 @@ class SearchStorage(RDBStorage):
         server = parsed.get_backend_name() != "sqlite"
         self.retry_s = retry_s if server else 0.0  # SQLite has no connection to lose
         if parsed.password:
-            _PASSWORDS[_bare(url)] = parsed.password
+            _PASSWORDS[_with_password(url, None)] = parsed.password
         super().__init__(url, engine_kwargs={"pool_pre_ping": True} if server else None)
-        self.url = _bare(url)  # the engine keeps the password; the attribute that is pickled does not
-
-    def __getstate__(self) -> dict[Any, Any]:
-        return super().__getstate__()  # self.url is already password-free
+        # The engine keeps the password; the attribute that RDBStorage pickles does not.
+        self.url = _with_password(url, None)
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         bare = state["url"]
-        password = _PASSWORDS.get(bare)
-        state = {**state, "url": make_url(bare)._replace(password=password).render_as_string(hide_password=False)}
-        super().__setstate__(state)
+        super().__setstate__({**state, "url": _with_password(bare, _PASSWORDS.get(bare))})
         self.url = bare
 
 

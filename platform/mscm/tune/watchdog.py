@@ -15,12 +15,11 @@ from ray.tune import Callback
 
 from .console import trial_label
 
-DEFAULT_FACTOR = 5.0
 FLOOR_S = 60.0  # below this, a pause is noise (a checkpoint upload, a busy driver)
 
 
 class SilenceWatch(Callback):
-    def __init__(self, factor: float = DEFAULT_FACTOR, fail: bool = False, floor_s: float = FLOOR_S):
+    def __init__(self, factor: float, fail: bool = False, floor_s: float = FLOOR_S):
         self.factor, self.fail, self.floor_s = factor, fail, floor_s
         self._reset()
 
@@ -83,4 +82,4 @@ class SilenceWatch(Callback):
             ray.kill(actor)  # Tune sees the trial's actor die: the trial ends in ERROR and the search goes on
 
 
-__all__ = ["SilenceWatch", "DEFAULT_FACTOR", "FLOOR_S"]
+__all__ = ["SilenceWatch", "FLOOR_S"]
