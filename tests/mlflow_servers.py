@@ -5,18 +5,13 @@ and store, as a server that goes away and comes back."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from mscm.tracking.ui import free_port
 
 
 class MlflowServer:

@@ -7,9 +7,7 @@ get an error page, and no write may be lost: each search ends with its trial FIN
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from pg_server import PostgresServer, why_no_postgres
+from processes import child_env, wait_until
 from train_configs import one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -26,7 +25,7 @@ SEARCHES = ("writer-a", "writer-b")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def stores(request, tmp_path):
+def stores(request, tmp_path, monkeypatch):
     """(MLflow URI, Optuna URL, extra tune flags) on one SQLite folder or one PostgreSQL server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}", []
@@ -35,14 +34,13 @@ def stores(request, tmp_path):
     if why_no_postgres() is not None:
         pytest.skip(why_no_postgres())
     pg = PostgresServer().start()
-    saved = os.environ.get("PGPASSWORD")
-    os.environ.update(pg.client_env())
+    for name, value in pg.client_env().items():
+        monkeypatch.setenv(name, value)  # child_env() copies os.environ, so the searches get it too
     try:
         pg.create_database("mlflow")
         pg.create_database("optuna")
         yield pg.url("mlflow"), pg.url("optuna"), ["--artifact-location", str(tmp_path / "artifacts")]
     finally:
-        os.environ.pop("PGPASSWORD") if saved is None else os.environ.update(PGPASSWORD=saved)
         pg.remove()
 
 
@@ -82,11 +80,11 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
 
     uri, optuna_url, extra = stores
     (tmp_path / "cwd").mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    env = child_env()
     first = _search(SEARCHES[0], tmp_path, uri, optuna_url, extra, env)
     time.sleep(3)  # the first search creates the stores; the second and the UI then open them as they are
     second = _search(SEARCHES[1], tmp_path, uri, optuna_url, extra, env)
-    wait_for_stores(uri, optuna_url)
+    wait_until(lambda: stores_exist(uri, optuna_url), 120, "the searches to create both stores")
     with running_ui(uri, optuna_url) as (mlflow_url, dashboard_url):
         readers = [
             Reader(f"{mlflow_url}/api/2.0/mlflow/experiments/search?max_results=50"),
@@ -122,19 +120,14 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
     assert list((tmp_path / "cwd").iterdir()) == []
 
 
-def wait_for_stores(uri: str, optuna_url: str, timeout_s: float = 120) -> None:
-    """Until both stores exist (`mscm ui` reads stores; it creates none)."""
+def stores_exist(uri: str, optuna_url: str) -> bool:
+    """Both stores are there (`mscm ui` reads stores; it creates none)."""
+    import optuna
     from mlflow import MlflowClient
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if MlflowClient(tracking_uri=uri).get_experiment_by_name("mscm") is not None:
-                import optuna
-
-                if optuna.get_all_study_names(storage=optuna_url):
-                    return
-        except Exception:  # noqa: BLE001 - not created yet
-            pass
-        time.sleep(1)
-    raise AssertionError(f"the searches created no stores within {timeout_s:.0f} s")
+    try:
+        return MlflowClient(tracking_uri=uri).get_experiment_by_name("mscm") is not None and bool(
+            optuna.get_all_study_names(storage=optuna_url)
+        )
+    except Exception:  # noqa: BLE001 - not created yet
+        return False

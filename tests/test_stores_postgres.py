@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from mlflow_servers import MlflowServer
-from pg_server import PostgresServer, wait_until, why_no_postgres
+from pg_server import PostgresServer, why_no_postgres
+from processes import child_env, wait_until
 from train_configs import SLOWER, one_knob_space, tune_command
 
 pytestmark = pytest.mark.skipif(why_no_postgres() is not None, reason=why_no_postgres() or "")
@@ -159,7 +160,7 @@ def test_a_search_on_postgresql_outlives_a_database_restart_and_leaves_the_passw
     )
     args += ["--tracking-uri", uri, "--artifact-location", str(tmp_path / "artifacts"), "--optuna-url", optuna_url]
     args += ["--storage-path", str(tmp_path / "ray_results"), "--no-baseline"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    env = child_env()
     client = MlflowClient(tracking_uri=uri)
 
     def first_epoch_logged() -> bool:

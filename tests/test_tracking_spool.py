@@ -6,13 +6,13 @@ naming `mscm sync`, which later sends them."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 from mlflow_servers import MlflowServer
+from processes import child_env
 from train_configs import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ def test_a_store_that_never_returns_ends_in_tracking_pending_and_mscm_sync_sends
         stop_writer(spool, server.url)  # as the search's process ends
 
         server.start()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+        env = child_env()
         args = [sys.executable, "-m", "mscm", "sync", "--search", "away", "--storage-path", str(storage)]
         done = subprocess.run([*args, "--tracking-uri", server.url], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]

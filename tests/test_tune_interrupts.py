@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+from processes import child_env
 from train_configs import SLOWER, one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -71,7 +72,7 @@ def test_sigint_then_sigterm_end_with_130_and_143_and_resume_finishes_the_trial(
         "stoppable",
     )
     args += ["--tracking-uri", uri, "--storage-path", str(tmp_path / "ray_results"), "--optuna-url", optuna_url]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    env = child_env()
 
     code, text = _interrupt([*args, "--no-baseline"], env, uri, tmp_path / "first.log", signal.SIGINT, group=True)
     assert code == 130, text[-3000:]

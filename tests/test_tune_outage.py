@@ -10,7 +10,6 @@ its model; no run is left RUNNING; the Optuna trials agree."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from mlflow_servers import MlflowServer
-from pg_server import wait_until
+from processes import child_env, wait_until
 from train_configs import SLOWER, one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -44,7 +43,7 @@ def _search_with_server_away(tmp_path: Path, name: str, trials: int, epochs: int
     args = tune_command(space, name, "--tracking-uri", server.url, "--no-baseline")
     args += ["--optuna-url", f"sqlite:///{tmp_path / 'optuna.db'}", "--drain-timeout", str(drain_s)]
     args += ["--storage-path", str(tmp_path / "ray_results")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    env = child_env()
     client = MlflowClient(tracking_uri=server.url)
 
     def first_epoch_logged() -> bool:
@@ -113,7 +112,7 @@ def test_a_server_that_never_returns_ends_in_exit_75_and_mscm_sync_makes_the_rec
         assert command in console and "MLflow writes wait" in console, console[-2000:]
 
         server.start()  # back on the same store, after the search has ended
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+        env = child_env()
         argv = [sys.executable, "-m", "mscm", *command.split()[1:]]
         done = subprocess.run(argv, cwd=tmp_path / "cwd", env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

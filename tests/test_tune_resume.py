@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from processes import child_env
 from train_configs import one_knob_space, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -51,7 +51,7 @@ def test_killed_search_resumes_without_duplicating_trials(tmp_path):
         optuna_url,
         "--no-baseline",  # the baseline is tested on the shared search; this test is about resuming
     ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p.endswith("platform"))}
+    env = child_env()
     log = open(tmp_path / "first.log", "w")
     first = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
