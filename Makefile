@@ -14,9 +14,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The test suite (CI runs exactly this through .ci/run).
+# The test suite (CI runs exactly this through .ci/run): every module on TEST_WORKERS processes (pytest-xdist;
+# a module stays on one, with its fixtures), then the `exclusive` tests alone, since they stop every Ray on
+# the machine. Both parts run even if the first fails; the exit code is the first failure's.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	rc=0; \
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not exclusive" $(PYTEST_ARGS) || rc=$$?; \
+	$(VENV)/bin/python -m pytest -m exclusive $(PYTEST_ARGS) || { r=$$?; [ $$rc -ne 0 ] || rc=$$r; }; \
+	exit $$rc
 
 # Python 3.12 keeps working: the package installs, imports and passes the focused `portable` tests (config,
 # a model forward pass, evaluation, a CLI error); CI runs this too.

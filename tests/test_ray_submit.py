@@ -23,7 +23,7 @@ import pytest
 import yaml
 from train_configs import TINY
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.exclusive]  # its `ray stop` ends every Ray here
 
 REPO = Path(__file__).resolve().parent.parent
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

@@ -15,9 +15,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def _train_workers() -> list[psutil.Process]:
+    """This test's Train workers: below this process (its local Ray's raylet is a child), so that a Train
+    run of a test running beside it (`make test` runs two processes) is left alone."""
     found = []
-    for p in psutil.process_iter(["name", "cmdline"]):
-        text = " ".join(p.info.get("cmdline") or []) + " " + (p.info.get("name") or "")
+    for p in psutil.Process().children(recursive=True):
+        try:
+            text = " ".join(p.cmdline()) + " " + p.name()
+        except psutil.Error:  # ended meanwhile
+            continue
         if "RayTrainWorker" in text:
             found.append(p)
     return found

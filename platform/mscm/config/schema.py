@@ -182,7 +182,15 @@ class TrainConfig:
     )
     cpu_threads: int | None = spec(None, ge=1, doc="torch intra-op threads per worker; null = Ray's/torch's choice")
     max_failures: int = spec(3, ge=-1, doc="worker-group restarts from the latest checkpoint (-1 = unlimited)")
-    checkpoints_to_keep: int = spec(2, ge=1)
+    trial_retries: int = spec(
+        5,
+        ge=0,
+        doc="after max_failures is spent on lost workers or nodes, start the run again from its latest "
+        "checkpoint this many times more (spot nodes; docs/cluster.md). Errors in code or data are never retried",
+    )
+    checkpoints_to_keep: int = spec(
+        1, ge=1, doc="the best this many by the selection metric, plus the latest (what a restart resumes from)"
+    )
     storage_path: str | None = spec(None, doc="Ray results; must be shared (NFS/S3) across nodes")
 
 

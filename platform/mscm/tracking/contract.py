@@ -19,6 +19,8 @@ SAMPLED_TAG = "mscm.sampled"  # comma-separated dotted keys the search sampled (
 CHECKPOINT_TAG = "best_checkpoint"  # path of a run's best Ray checkpoint
 MODEL_URI_TAG = "model_uri"  # the logged inference model
 MODEL_ERROR_TAG = "model_logging_error"  # why a run has no logged model
+RETRIES_TAG = "mscm.retries"  # times a trial's Train run was started again after losing workers or nodes
+RETRY_REASON_TAG = "mscm.retry_reason"  # why, the last time
 DATASET_TAG = "mscm.dataset"
 # The split a run's eval/, best/ (and baseline/) numbers come from: "val" (held-out training ids) or "test".
 SPLIT_TAG = "mscm.eval_split"

@@ -5,15 +5,25 @@ for a lost worker or node, and wrong for an :class:`~mscm.errors.MscmError` (an 
 wrong weights): the same input fails again on every attempt. :class:`MscmTorchTrainer` runs its
 controller with :class:`DeterministicErrorPolicy`, which raises those at once, and :func:`fit`
 re-raises the worker's own error on the driver instead of Ray's ``WorkerGroupError`` wrapper.
+:func:`fit_retrying` goes on past those restarts when workers were lost, not when code or data failed
+(a spot fleet pre-empts a long trial's nodes more often than any fixed ``max_failures``, issue 24).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+from ray.exceptions import NodeDiedError, RayActorError
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.exceptions import (
+    WorkerGroupStartupFailedError,
+    WorkerGroupStartupTimeoutError,
+    WorkerHealthCheckFailedError,
+    WorkerHealthCheckTimeoutError,
+)
 from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
-from ray.train.v2.api.exceptions import TrainingFailedError
+from ray.train.v2.api.exceptions import ControllerError, PreemptionError, TrainingFailedError, WorkerGroupError
 
 from ..errors import find_mscm_error, one_line, qualified_names
 
@@ -60,6 +70,52 @@ def fit(trainer: TorchTrainer):
         if err is None:
             raise
         raise err from None
+
+
+def _died(error: BaseException | None) -> bool:
+    """A worker that is gone (its process or its node), not one whose code raised."""
+    if isinstance(error, WorkerHealthCheckFailedError):
+        error = error.health_check_failure
+    return isinstance(error, (RayActorError, NodeDiedError, WorkerHealthCheckTimeoutError))
+
+
+def lost_workers(error: BaseException) -> str | None:
+    """Why a Train run failed, when it failed because workers or their nodes went away: a retry from the
+    latest checkpoint can finish it. None for anything else (an error in the code or the data fails the
+    same way again).
+
+    As Ray Train's own preemption test does, one dead worker is enough: when a rank dies, the others
+    fail with collateral errors (a collective aborted, a connection reset)."""
+    if isinstance(error, PreemptionError):
+        return "its node was pre-empted"
+    if isinstance(error, WorkerGroupError):
+        dead = [rank for rank, failure in sorted(error.worker_failures.items()) if _died(failure)]
+        if dead:
+            return f"worker rank {', '.join(map(str, dead))} lost (its process or node is gone)"
+    if isinstance(error, ControllerError) and isinstance(
+        error.controller_failure, (WorkerGroupStartupFailedError, WorkerGroupStartupTimeoutError)
+    ):
+        return "its workers could not be started (a node lost while they were placed)"
+    return None
+
+
+def fit_retrying(
+    make_trainer: Callable[[int, str], TorchTrainer], retries: int, on_retry: Callable[[int, str], None] = print
+):
+    """:func:`fit` again, up to ``retries`` more times, while it fails on :func:`lost_workers` (after Ray
+    Train's own ``train.max_failures`` restarts were spent). ``make_trainer(attempt, reason)`` must build
+    a trainer with the same run name and storage, so each attempt continues the same Train run from its
+    latest checkpoint. Deterministic errors (an MscmError, anything not a lost worker) are raised at once."""
+    attempt, reason = 0, ""
+    while True:
+        try:
+            return fit(make_trainer(attempt, reason))
+        except TrainingFailedError as e:
+            why = lost_workers(e)
+            if why is None or attempt >= retries:
+                raise
+            attempt, reason = attempt + 1, why
+            on_retry(attempt, reason)
 
 
 class _ExpectedErrorFilter(logging.Filter):

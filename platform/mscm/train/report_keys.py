@@ -6,3 +6,5 @@ SCORE_KEY = "selection_score"
 FAILURE_KEY = "failure"
 EVAL_FILE = "eval.json"
 CMC_FILE = "cmc.png"
+RETRIES_KEY = "trial/retries"  # times the run was started again after losing workers (fit_retrying)
+RETRY_REASON_KEY = "trial/retry_reason"  # why, the last time

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
-from .report_keys import EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from .report_keys import EVAL_FILE, FAILURE_KEY, RETRIES_KEY, RETRY_REASON_KEY, SCORE_KEY
 
 
 def storage_path_of(cfg: RunConfig) -> str:
@@ -26,6 +26,7 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
     log_level: str = "INFO",
     report_resumed: bool = False,
+    report_extra: dict[str, Any] | None = None,
 ):
     """A TorchTrainer for ``cfg``: DDP over ``train.num_workers`` workers, nccl on GPUs, gloo on CPUs.
 
@@ -33,7 +34,8 @@ def build_trainer(
     keeps the latest, which is what a restarted worker group resumes from). ``log_level`` is Ray Train's
     console level; a search runs its trials at WARNING, where every report and checkpoint is no longer echoed.
     ``report_resumed``: a resumed run reports its checkpoint's epoch again first (search trials:
-    :func:`mscm.train.worker.report_resumed_epoch`).
+    :func:`mscm.train.worker.report_resumed_epoch`). ``report_extra``: added to every report (a trial's
+    retry count and reason).
     """
     import ray.train
     from ray.train.torch import TorchConfig
@@ -46,7 +48,7 @@ def build_trainer(
         resources["GPU"] = cfg.train.gpus_per_worker
     return MscmTorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": to_dict(cfg), "report_resumed": report_resumed},
+        train_loop_config={"run": to_dict(cfg), "report_resumed": report_resumed, "report_extra": report_extra or {}},
         torch_config=TorchConfig(backend="nccl" if cfg.train.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.train.num_workers,
@@ -67,6 +69,11 @@ def build_trainer(
             logging_config=ray.train.LoggingConfig(log_level=log_level),
         ),
     )
+
+
+def retry_report(attempt: int, reason: str) -> dict[str, Any]:
+    """What a restarted run's reports carry about its retries (:func:`mscm.train.failures.fit_retrying`)."""
+    return {RETRIES_KEY: attempt, RETRY_REASON_KEY: reason} if attempt else {}
 
 
 def best_checkpoint_path(result) -> str | None:
@@ -112,7 +119,7 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
         cfg, storage_path=storage_path_of(cfg), tracking_uri=resolve_tracking_uri(cfg.tracking.tracking_uri)
     )
     from .callbacks import MlflowEpochCallback
-    from .failures import fit
+    from .failures import fit_retrying
 
     init_ray(ray_address)
     name = run_name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -129,10 +136,16 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     monitor = _start_system_metrics(logger) if cfg.tracking.system_metrics else None
     status = "FAILED"
     try:
-        trainer = build_trainer(
-            cfg, name=name, callbacks=[MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)]
+        callback = MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)
+        result = fit_retrying(
+            lambda attempt, reason: build_trainer(
+                cfg, name=name, callbacks=[callback], report_extra=retry_report(attempt, reason)
+            ),
+            cfg.train.trial_retries,
+            on_retry=lambda attempt, reason: print(
+                f"{name}: {reason}; retry {attempt} of {cfg.train.trial_retries} from the latest checkpoint", flush=True
+            ),
         )
-        result = fit(trainer)
         raise_if_failed(result)
         best = best_checkpoint_path(result)
         final = dict(result.metrics or {})

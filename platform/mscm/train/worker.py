@@ -61,6 +61,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "dist/num_nodes": _count_nodes(world),
             "train/resumed_from_epoch": resumed_from,
             "perf/loop_start_wall": loop_start,
+            **loop_config.get("report_extra", {}),
         },
     )
 

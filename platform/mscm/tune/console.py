@@ -8,6 +8,7 @@ from typing import Any
 from ray.tune import Callback
 
 from ..environ import temporary_env
+from ..train.report_keys import RETRIES_KEY, RETRY_REASON_KEY
 
 # Tune's new output engine prints a heading, the results folder and a block per failed trial even at
 # verbose=0; its legacy engine at verbose=0 prints nothing. Tune reads this variable when fit() starts.
@@ -41,6 +42,7 @@ class ProgressLines(Callback):
     def __init__(self, max_epochs: int):
         self.max_epochs = max_epochs  # no function attributes: Tune pickles its callbacks with the experiment
         self._printed: dict[str, int] = {}  # trial id -> last epoch printed (a resumed trial repeats one)
+        self._retries: dict[str, int] = {}  # trial id -> retries already printed
 
     @staticmethod
     def print_fn(line: str) -> None:
@@ -52,6 +54,13 @@ class ProgressLines(Callback):
         if epoch and epoch <= printed.get(trial.trial_id, 0):
             return
         printed[trial.trial_id] = epoch
+        retries = int(result.get(RETRIES_KEY) or 0)
+        if retries > self.__dict__.setdefault("_retries", {}).get(trial.trial_id, 0):
+            self._retries[trial.trial_id] = retries
+            reason = result.get(RETRY_REASON_KEY, "")
+            self.print_fn(
+                f"{trial_label(trials, trial)} retried ({retries} so far): {reason}; it goes on from its checkpoint"
+            )
         self.print_fn(report_line(trial_label(trials, trial), result, self.max_epochs))
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:

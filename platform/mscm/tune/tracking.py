@@ -20,9 +20,9 @@ from typing import Any
 
 from ray.tune.logger import LoggerCallback
 
-from ..tracking.contract import SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_name
+from ..tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_name
 from ..tracking.metrics import epoch_metrics
-from ..train.report_keys import FAILURE_KEY, SCORE_KEY
+from ..train.report_keys import FAILURE_KEY, RETRIES_KEY, RETRY_REASON_KEY, SCORE_KEY
 from .trainable import trial_run_config
 
 
@@ -58,6 +58,7 @@ class MlflowTrialLogger(LoggerCallback):
         self._last_epoch: dict[str, int] = {}
         self._failure: dict[str, str] = {}
         self._index: dict[str, int] = {}  # trial_id -> place in the search's order (run names)
+        self._retries: dict[str, int] = {}  # trial_id -> retries already tagged
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state: the open runs (which hold the writer
@@ -120,6 +121,10 @@ class MlflowTrialLogger(LoggerCallback):
         self._last_epoch[trial.trial_id] = epoch
         if result.get(FAILURE_KEY):
             self._failure[trial.trial_id] = str(result[FAILURE_KEY])
+        retries = int(result.get(RETRIES_KEY) or 0)
+        if retries > self.__dict__.setdefault("_retries", {}).get(trial.trial_id, 0):
+            self._retries[trial.trial_id] = retries
+            logger.set_tags({RETRIES_TAG: retries, RETRY_REASON_TAG: result.get(RETRY_REASON_KEY, "")})
         logger.log_epoch_metrics(epoch_metrics(result), epoch)
         score = result.get(SCORE_KEY, -math.inf)
         best = self._best.get(trial.trial_id, (-math.inf, None))

@@ -78,20 +78,26 @@ def wait_until_reports_delivered(poll_s: float = 0.2) -> None:
 def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = "WARNING") -> None:
     import ray.tune
 
-    from ..train.failures import fit
-    from ..train.trainer import build_trainer, raise_if_failed
+    from ..train.failures import fit_retrying
+    from ..train.trainer import build_trainer, raise_if_failed, retry_report
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
-    trainer = build_trainer(
-        cfg,
-        name=f"train-trial_id={trial_id}",
-        callbacks=[_report_callback()],
-        log_level=log_level,
-        report_resumed=True,
-    )
+
+    def trainer(attempt: int, reason: str):
+        # Same name and storage on every attempt: a retry continues the Train run from its latest checkpoint.
+        # Its reports carry the retry count and reason to the trial's MLflow run and the console.
+        return build_trainer(
+            cfg,
+            name=f"train-trial_id={trial_id}",
+            callbacks=[_report_callback()],
+            log_level=log_level,
+            report_resumed=True,
+            report_extra=retry_report(attempt, reason),
+        )
+
     try:
-        result = fit(trainer)
+        result = fit_retrying(trainer, cfg.train.trial_retries, on_retry=lambda attempt, reason: None)
     finally:
         wait_until_reports_delivered()  # also after a failed run: its reports before the failure count
     raise_if_failed(result)

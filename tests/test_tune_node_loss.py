@@ -1,0 +1,148 @@
+"""Spot nodes lost more often than Ray Train retries (issue 24): the trial is started again from its
+latest checkpoint, within the same Tune trial, MLflow run and Optuna trial, and finishes with one step per
+epoch. A trial that fails on its own (a non-finite loss) beside it is not retried.
+
+A simulated cluster (ray.cluster_utils.Cluster): a head with the trial-driver resource and no CPU, and one
+one-CPU worker node at a time. The node under the running trial is removed (its raylet and workers
+killed, as a spot reclaim without notice) after epochs 1 and 2, and a fresh node joins each time.
+``train.max_failures=1`` lets Ray Train absorb the first loss; the second is past it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from train_configs import SLOWER, tiny_space_overrides
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+OVERFLOW = 3.0e38  # ce_weight x any cross-entropy above 1.2 exceeds float32's largest value: loss inf at step 1
+
+
+@pytest.fixture
+def spot_cluster(isolated_project):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from mscm.raycluster import DRIVER_RESOURCE
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 4}, "object_store_memory": 128 * 1024**2},
+    )
+    cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def _space(path: Path) -> str:
+    space = {
+        "base": "smoke",
+        "overrides": tiny_space_overrides(**SLOWER, **{"train.max_failures": 1, "train.trial_retries": 2}),
+        # The random sampler with this seed draws the overflowing weight first, then 1.0 (asserted below).
+        "parameters": {"loss.ce_weight": {"type": "categorical", "choices": [1.0, OVERFLOW]}},
+        "objective": {"metric": "mAP", "direction": "maximize"},
+        "budget": {"trials": 2, "epochs": 3, "scheduler": "none", "max_concurrent_trials": 1},
+        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
+        "sampler": {"name": "random", "seed": 0},
+    }
+    path.write_text(yaml.safe_dump(space))
+    return str(path)
+
+
+class _NodeReclaimer(threading.Thread):
+    """Removes the worker node under the first Train run that checkpoints an epoch (the failing trial
+    never does), once its checkpoint of epoch 1, then of epoch 2, is written; a fresh node joins each time."""
+
+    def __init__(self, cluster, storage: Path, epochs: tuple[int, ...] = (1, 2), timeout: float = 600):
+        super().__init__(daemon=True)
+        self.cluster, self.storage, self.epochs, self.timeout = cluster, storage, list(epochs), timeout
+        self.reclaimed: list[int] = []
+        self.run_dir: Path | None = None
+
+    @staticmethod
+    def _latest_epoch(run_dir: Path) -> int:
+        found = [0]
+        for metrics in run_dir.glob("checkpoint_*/metrics.json"):
+            try:
+                found.append(int(json.loads(metrics.read_text())["epoch"]))
+            except (OSError, ValueError, KeyError):  # being written, or already replaced
+                continue
+        return max(found)
+
+    def run(self) -> None:
+        deadline = time.time() + self.timeout
+        while time.time() < deadline and self.epochs:
+            if self.run_dir is None:
+                trained = [d for d in self.storage.glob("train-trial_id=*") if self._latest_epoch(d) >= 1]
+                self.run_dir = trained[0] if trained else None
+            if self.run_dir is not None and self._latest_epoch(self.run_dir) >= self.epochs[0]:
+                for node in list(self.cluster.worker_nodes):
+                    self.cluster.remove_node(node, allow_graceful=False)
+                self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+                self.reclaimed.append(self.epochs.pop(0))
+            time.sleep(0.2)
+
+
+def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(spot_cluster, tmp_path, capsys):
+    import optuna
+    from mlflow import MlflowClient
+
+    from mscm.tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, STATUS_TAG
+    from mscm.tune.tuner import SearchOptions, run_search
+
+    storage = tmp_path / "ray_results"
+    reclaimer = _NodeReclaimer(spot_cluster, storage)
+    reclaimer.start()
+    outcome = run_search(
+        SearchOptions(
+            space=_space(tmp_path / "space.yaml"),
+            name="spot",
+            address=spot_cluster.address,
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            storage_path=str(storage),
+            optuna_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+            baseline=False,
+        )
+    )
+    reclaimer.join(timeout=5)
+    console = capsys.readouterr().out
+    assert reclaimer.reclaimed == [1, 2], reclaimer.reclaimed
+    assert outcome.num_trials == 2 and outcome.num_errored == 1, console[-3000:]
+
+    client = MlflowClient(tracking_uri=outcome.tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("mscm").experiment_id], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
+    )
+    by_weight = {float(r.data.params["loss.ce_weight"]): r for r in runs}
+    assert sorted(by_weight) == [1.0, OVERFLOW], "the sampler did not draw both weights"
+    good, bad = by_weight[1.0], by_weight[OVERFLOW]
+
+    # The lost trial: one Tune trial, one MLflow run, every epoch once, retried once and saying why.
+    assert good.info.status == "FINISHED" and good.data.tags[STATUS_TAG] == "completed", good.data.tags
+    for key in ("loss/total", "eval/mAP"):
+        steps = [m.step for m in client.get_metric_history(good.info.run_id, key)]
+        assert sorted(steps) == [1, 2, 3], (key, steps)
+    assert good.data.tags.get(RETRIES_TAG) == "1", good.data.tags
+    assert "lost" in good.data.tags.get(RETRY_REASON_TAG, ""), good.data.tags
+    label = good.info.run_name.split()[0]
+    assert f"{label} retried (1 so far): worker rank 0 lost" in console, console[-3000:]
+    assert f"{label} completed" in console
+
+    # The trial that fails the same way every time: failed once, never retried.
+    assert bad.info.status == "FAILED" and bad.data.tags[STATUS_TAG] == "failed", bad.data.tags
+    assert "non-finite loss" in bad.data.tags.get("failure", ""), bad.data.tags
+    assert RETRIES_TAG not in bad.data.tags
+    assert f"{bad.info.run_name.split()[0]} retried" not in console
+
+    study = optuna.load_study(study_name="spot", storage=outcome.optuna_url)
+    states = {t.params["loss.ce_weight"]: t.state for t in study.trials}
+    assert states == {1.0: optuna.trial.TrialState.COMPLETE, OVERFLOW: optuna.trial.TrialState.FAIL}
