@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from train_configs import tiny_config
+from train_configs import OVERFLOW, tiny_config
 
 from mscm.config import OptimConfig
 from mscm.train.finite import FiniteWatch, NonFiniteLossError, finite_step
 from mscm.train.optim import build_optimizer
-
-OVERFLOW = 3.0e38  # ce_weight x any cross-entropy above 1.2 exceeds float32's largest value
 
 
 class TwoGroups(torch.nn.Module):

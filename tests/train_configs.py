@@ -6,6 +6,10 @@ from typing import Any
 
 from mscm.config import RunConfig, load_run_config
 
+# A loss.ce_weight that makes the loss overflow at step 1: ce_weight x any cross-entropy above 1.2 (at step 1,
+# ln C >= 2.4) exceeds float32's largest value, 3.4e38. Deterministic errors in tests use it.
+OVERFLOW = 3.0e38
+
 # 64x32 images: ALB embedding (64/16)*(32/16) = 8, so 2 heads of 4.
 TINY: dict[str, Any] = {
     "data.height": 64,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import RunConfig, to_dict
 from ..paths import ray_results_dir
-from .report_keys import EVAL_FILE, FAILURE_KEY, RETRIES_KEY, RETRY_REASON_KEY, SCORE_KEY
+from .report_keys import EVAL_FILE, FAILURE_KEY, SCORE_KEY, retry_report
 
 
 def storage_path_of(cfg: RunConfig) -> str:
@@ -69,11 +69,6 @@ def build_trainer(
             logging_config=ray.train.LoggingConfig(log_level=log_level),
         ),
     )
-
-
-def retry_report(attempt: int, reason: str) -> dict[str, Any]:
-    """What a restarted run's reports carry about its retries (:func:`mscm.train.failures.fit_retrying`)."""
-    return {RETRIES_KEY: attempt, RETRY_REASON_KEY: reason} if attempt else {}
 
 
 def best_checkpoint_path(result) -> str | None:
@@ -137,15 +132,16 @@ def run_training(cfg: RunConfig, *, run_name: str | None = None, ray_address: st
     status = "FAILED"
     try:
         callback = MlflowEpochCallback(logger.tracking_uri, logger.run_id, cfg.tracking.experiment)
-        result = fit_retrying(
-            lambda attempt, reason: build_trainer(
-                cfg, name=name, callbacks=[callback], report_extra=retry_report(attempt, reason)
-            ),
-            cfg.train.trial_retries,
-            on_retry=lambda attempt, reason: print(
+
+        def trainer(attempt: int, reason: str):  # same name and storage: a retry continues the Train run
+            return build_trainer(cfg, name=name, callbacks=[callback], report_extra=retry_report(attempt, reason))
+
+        def announce(attempt: int, reason: str) -> None:
+            print(
                 f"{name}: {reason}; retry {attempt} of {cfg.train.trial_retries} from the latest checkpoint", flush=True
-            ),
-        )
+            )
+
+        result = fit_retrying(trainer, cfg.train.trial_retries, on_retry=announce)
         raise_if_failed(result)
         best = best_checkpoint_path(result)
         final = dict(result.metrics or {})

@@ -8,7 +8,7 @@ from typing import Any
 from ray.tune import Callback
 
 from ..environ import temporary_env
-from ..train.report_keys import RETRIES_KEY, RETRY_REASON_KEY
+from ..train.report_keys import new_retry
 
 # Tune's new output engine prints a heading, the results folder and a block per failed trial even at
 # verbose=0; its legacy engine at verbose=0 prints nothing. Tune reads this variable when fit() starts.
@@ -54,12 +54,10 @@ class ProgressLines(Callback):
         if epoch and epoch <= printed.get(trial.trial_id, 0):
             return
         printed[trial.trial_id] = epoch
-        retries = int(result.get(RETRIES_KEY) or 0)
-        if retries > self.__dict__.setdefault("_retries", {}).get(trial.trial_id, 0):
-            self._retries[trial.trial_id] = retries
-            reason = result.get(RETRY_REASON_KEY, "")
+        retry = new_retry(self.__dict__.setdefault("_retries", {}), trial.trial_id, result)  # older pickles lack it
+        if retry:
             self.print_fn(
-                f"{trial_label(trials, trial)} retried ({retries} so far): {reason}; it goes on from its checkpoint"
+                f"{trial_label(trials, trial)} retried ({retry[0]} so far): {retry[1]}; it goes on from its checkpoint"
             )
         self.print_fn(report_line(trial_label(trials, trial), result, self.max_epochs))
 

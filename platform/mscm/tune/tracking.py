@@ -22,7 +22,7 @@ from ray.tune.logger import LoggerCallback
 
 from ..tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_name
 from ..tracking.metrics import epoch_metrics
-from ..train.report_keys import FAILURE_KEY, RETRIES_KEY, RETRY_REASON_KEY, SCORE_KEY
+from ..train.report_keys import FAILURE_KEY, SCORE_KEY, new_retry
 from .trainable import trial_run_config
 
 
@@ -121,10 +121,9 @@ class MlflowTrialLogger(LoggerCallback):
         self._last_epoch[trial.trial_id] = epoch
         if result.get(FAILURE_KEY):
             self._failure[trial.trial_id] = str(result[FAILURE_KEY])
-        retries = int(result.get(RETRIES_KEY) or 0)
-        if retries > self.__dict__.setdefault("_retries", {}).get(trial.trial_id, 0):
-            self._retries[trial.trial_id] = retries
-            logger.set_tags({RETRIES_TAG: retries, RETRY_REASON_TAG: result.get(RETRY_REASON_KEY, "")})
+        retry = new_retry(self.__dict__.setdefault("_retries", {}), trial.trial_id, result)  # older pickles lack it
+        if retry:
+            logger.set_tags({RETRIES_TAG: retry[0], RETRY_REASON_TAG: retry[1]})
         logger.log_epoch_metrics(epoch_metrics(result), epoch)
         score = result.get(SCORE_KEY, -math.inf)
         best = self._best.get(trial.trial_id, (-math.inf, None))

@@ -79,7 +79,8 @@ def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = 
     import ray.tune
 
     from ..train.failures import fit_retrying
-    from ..train.trainer import build_trainer, raise_if_failed, retry_report
+    from ..train.report_keys import retry_report
+    from ..train.trainer import build_trainer, raise_if_failed
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
