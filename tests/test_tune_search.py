@@ -233,6 +233,32 @@ def test_console_shows_one_compact_line_per_report(search):
     assert len(lines) <= len(reports) + 2 * TRIALS + 8, search.console
 
 
+def test_ended_trials_leave_only_what_anything_reads_in_ray_storage(search):
+    """Issue 24: once a trial has ended and its model is in MLflow, its Ray checkpoints are gone; the
+    search's Ray folder holds at most 1.1x the weights it keeps (none here) plus small files, and the
+    console says how much it used."""
+    import os
+    from pathlib import Path
+
+    from mscm.tracking.contract import MODEL_URI_TAG, RAY_CHECKPOINTS_TAG, TRIAL_TAG
+
+    client, parent, runs = _trial_runs(search)
+    storage = Path(os.path.dirname(search.experiment_path))
+    for r in runs:
+        left = list((storage / f"train-trial_id={r.data.tags[TRIAL_TAG]}").glob("checkpoint_*"))
+        if r.data.tags.get(MODEL_URI_TAG):
+            assert not left, (r.info.run_name, left)
+            assert "none kept" in r.data.tags[RAY_CHECKPOINTS_TAG]
+        else:  # the failed trial: it overflowed at step 1, before any checkpoint
+            assert not left, (r.info.run_name, left)
+    files = [p for p in storage.rglob("*") if p.is_file()]
+    kept_weights = sum(p.stat().st_size for p in files if p.name == "model.pt")
+    small = [p for p in files if p.stat().st_size < 1_000_000]
+    assert kept_weights == 0
+    assert sum(p.stat().st_size for p in files) <= 1.1 * kept_weights + sum(p.stat().st_size for p in small)
+    assert re.search(r"^Ray storage used: \d+\.\d MB in ", search.console, re.M), search.console
+
+
 def test_trial_runs_are_named_by_search_order_and_sampled_values(search):
     from mscm.tracking.contract import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 

@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(
             f"{k} {100 * v:.2f}%" for k, v in outcome.best_metrics.items() if k in ("mAP", "rank1", "mINP")
         )
-        print(f"best trial {outcome.best_trial_id}: {shown}\n  checkpoint {outcome.best_checkpoint}")
+        where = f"model {outcome.best_model_uri}" if outcome.best_model_uri else f"checkpoint {outcome.best_checkpoint}"
+        print(f"best trial {outcome.best_trial_id}: {shown}\n  {where}")
     if outcome.baseline:
         base = ", ".join(f"{k} {100 * v:.2f}%" for k, v in outcome.baseline.items())
         print(f"untrained baseline: {base}")

@@ -19,6 +19,7 @@ SAMPLED_TAG = "mscm.sampled"  # comma-separated dotted keys the search sampled (
 CHECKPOINT_TAG = "best_checkpoint"  # path of a run's best Ray checkpoint
 MODEL_URI_TAG = "model_uri"  # the logged inference model
 MODEL_ERROR_TAG = "model_logging_error"  # why a run has no logged model
+RAY_CHECKPOINTS_TAG = "mscm.ray_checkpoints"  # what an ended trial left in Ray's storage (tune/trial_storage.py)
 RETRIES_TAG = "mscm.retries"  # times a trial's Train run was started again after losing workers or nodes
 RETRY_REASON_TAG = "mscm.retry_reason"  # why, the last time
 DATASET_TAG = "mscm.dataset"

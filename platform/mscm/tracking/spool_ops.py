@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .contract import MODEL_ERROR_TAG, MODEL_URI_TAG, TRIAL_TAG
+from .contract import MODEL_ERROR_TAG, MODEL_URI_TAG, RAY_CHECKPOINTS_TAG, TRIAL_TAG
 from .spool import Spool
 
 
@@ -124,6 +124,17 @@ def op_end(client, spool: Spool, r: dict[str, Any]) -> None:
         terminate(client, run_id, r["status"])
 
 
+def op_prune(client, spool: Spool, r: dict[str, Any]) -> None:
+    """An ended trial's Ray checkpoints shrink once its record is in MLflow: queued after its model, so
+    the model is logged from the checkpoint first (:mod:`mscm.tune.trial_storage`)."""
+    from ..tune.trial_storage import prune_trial_checkpoints
+
+    run_id = run_id_of(client, spool, r["key"])
+    has_model = bool(client.get_run(run_id).data.tags.get(MODEL_URI_TAG))
+    pruned = prune_trial_checkpoints(r["train_dir"], r.get("best"), keep_weights=not has_model)
+    client.set_tag(run_id, RAY_CHECKPOINTS_TAG, pruned.describe())
+
+
 OPS = {
     "run": op_run,
     "params": op_params,
@@ -134,4 +145,5 @@ OPS = {
     "model": op_model,
     "tags": op_tags,
     "end": op_end,
+    "prune": op_prune,
 }

@@ -97,6 +97,10 @@ class SpooledRun:
     def log_best_checkpoint(self, path: str, step: int, *, log_model: bool = True) -> dict[str, str]:
         return log_best_checkpoint(self, path, step, log_model=log_model)
 
+    def prune_checkpoints(self, train_dir: str, best: str | None) -> None:
+        """Queued after the model: the ended trial's Ray checkpoints shrink (:mod:`mscm.tune.trial_storage`)."""
+        self._append("prune", train_dir=train_dir, best=best)
+
     def set_tags(self, tags: dict[str, Any]) -> None:
         self._append("tags", tags={k: str(v) for k, v in tags.items()})
 

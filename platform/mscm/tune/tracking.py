@@ -24,6 +24,7 @@ from ..tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, SAMPLED_TAG, STAT
 from ..tracking.metrics import epoch_metrics
 from ..train.report_keys import FAILURE_KEY, SCORE_KEY, new_retry
 from .trainable import trial_run_config
+from .trial_storage import train_run_dir
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -146,4 +147,7 @@ class MlflowTrialLogger(LoggerCallback):
             tags.update(logger.log_best_checkpoint(path, epochs, log_model=self.log_models))
         logger.set_tags(tags)
         logger.end("FAILED" if failed else "FINISHED")
+        storage = (self.base.get("train") or {}).get("storage_path")
+        if storage:  # nothing resumes an ended trial: its checkpoints shrink once MLflow has its record
+            logger.prune_checkpoints(train_run_dir(storage, trial.trial_id), path)
         self._runs.pop(trial.trial_id, None)

@@ -81,6 +81,7 @@ def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = 
     from ..train.failures import fit_retrying
     from ..train.report_keys import retry_report
     from ..train.trainer import build_trainer, raise_if_failed
+    from .trial_storage import train_run_name
 
     cfg = trial_run_config(base, config)
     trial_id = ray.tune.get_context().get_trial_id()
@@ -90,7 +91,7 @@ def train_driver(config: dict[str, Any], base: dict[str, Any], log_level: str = 
         # Its reports carry the retry count and reason to the trial's MLflow run and the console.
         return build_trainer(
             cfg,
-            name=f"train-trial_id={trial_id}",
+            name=train_run_name(trial_id),
             callbacks=[_report_callback()],
             log_level=log_level,
             report_resumed=True,

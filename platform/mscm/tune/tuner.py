@@ -2,7 +2,7 @@
 
 Layout of one search named N (all derived from N, so ``--resume`` finds everything again):
   Ray Tune experiment   <storage_path>/N               (Tuner.restore)
-  Train runs            <storage_path>/train-trial_id=<id>
+  Train runs            <storage_path>/train-trial_id=<id>  (shrunk when a trial ends: tune/trial_storage.py)
   Optuna study          study N in the RDB storage      (optuna-dashboard <url>)
   MLflow                parent run tagged mscm.search=N, one nested run per trial
 """
@@ -69,10 +69,11 @@ class SearchOutcome:
     optuna_url: str
     best_trial_id: str | None
     best_metrics: dict[str, Any]
-    best_checkpoint: str | None
+    best_checkpoint: str | None  # where it was: an ended trial's checkpoints shrink (tune/trial_storage.py)
     num_trials: int
     num_errored: int
     baseline: dict[str, float] = field(default_factory=dict)  # the untrained model's mAP, rank1, mINP
+    best_model_uri: str | None = None  # the best trial's logged model: what promotion and serving read
 
 
 def _base_config(space, opts: SearchOptions) -> RunConfig:
@@ -204,6 +205,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     from .optuna_storage import open_storage
     from .summary import close_orphans, known_trials, save_trial_table, summarise
     from .sync import sync_command
+    from .trial_storage import storage_line
 
     plan = plan_search(opts)
     if opts.resume and not ray.tune.Tuner.can_restore(plan.experiment_path):
@@ -238,6 +240,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         if stops.signal is not None:
             status = "KILLED"
             _raise_interrupted(plan, parent, stops.signal)
+        print(storage_line(plan.storage_path, plan.name, known_trials(table)))  # after the writer pruned
         record = spool_record(plan)
         close_orphans(record, parent, known_trials(table))
         summary = summarise(record, parent, table)
@@ -322,6 +325,7 @@ def _outcome(plan: SearchPlan, parent, summary: dict[str, Any], results) -> Sear
         len(results),
         len(results.errors),
         baseline_of(parent.client.get_run(parent.run_id).data.metrics),
+        summary.get("model_uri"),
     )
 
 
