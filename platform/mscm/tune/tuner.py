@@ -218,6 +218,8 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         f"search {plan.name}: space {plan.space.source}, {plan.trials} trials x {plan.epochs} epochs, "
         f"{concurrent} at a time"
     )
+    # Printed now: a lost head node takes the driver with it, and nothing is printed at the end (docs/cluster.md).
+    print(f"if it is cut off (its driver, Ray or the head node lost), resume it with: {resume_command(plan)}")
     if not opts.verbose:
         print(f"Ray's own output (workers, Train controllers): {ray_logs_dir()}; --verbose prints it here")
     print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
