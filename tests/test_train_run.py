@@ -67,6 +67,11 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
     history = client.get_metric_history(outcome.run_id, "loss/total")
     assert sorted(h.step for h in history) == list(range(1, cfg.schedule.epochs + 1))
     assert any(k.startswith("system/") for k in r.data.metrics), "system metrics were not logged"
+    # and its worker's node, labelled by node, per epoch (issue 24)
+    assert {k.split("/")[2] for k in r.data.metrics if k.startswith("system/node_")} == {
+        "cpu_percent",
+        "memory_percent",
+    }, sorted(r.data.metrics)
 
     def names(path):
         return {a.path for a in client.list_artifacts(outcome.run_id, path)}

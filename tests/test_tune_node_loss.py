@@ -1,6 +1,8 @@
 """Spot nodes lost more often than Ray Train retries (issue 24): the trial is started again from its
 latest checkpoint, within the same Tune trial, MLflow run and Optuna trial, and finishes with one step per
-epoch. A trial that fails on its own (a non-finite loss) beside it is not retried.
+epoch. A trial that fails on its own (a non-finite loss) beside it is not retried. The trial's run shows
+the hardware of each node it ran on, labelled by node, and its data-loader wait; the search's parent run
+shows the cluster's totals.
 
 A simulated cluster (ray.cluster_utils.Cluster): a head with the trial-driver resource and no CPU, and one
 one-CPU worker node at a time. The node under the running trial is removed (its raylet and workers
@@ -44,7 +46,11 @@ def spot_cluster(isolated_project):
 def _space(path: Path) -> str:
     space = {
         "base": "smoke",
-        "overrides": tiny_space_overrides(**SLOWER, **{"train.max_failures": 1, "train.trial_retries": 2}),
+        "overrides": tiny_space_overrides(
+            **SLOWER,
+            **{"train.max_failures": 1, "train.trial_retries": 2},
+            **{"tracking.system_metrics": True, "tracking.system_metrics_interval_s": 0.5},
+        ),
         # The random sampler with this seed draws the overflowing weight first, then 1.0 (asserted below).
         "parameters": {"loss.ce_weight": {"type": "categorical", "choices": [1.0, OVERFLOW]}},
         "objective": {"metric": "mAP", "direction": "maximize"},
@@ -65,6 +71,7 @@ class _NodeReclaimer(threading.Thread):
         self.cluster, self.storage, self.epochs, self.timeout = cluster, storage, list(epochs), timeout
         self.reclaimed: list[int] = []
         self.run_dir: Path | None = None
+        self.node_ids = {node.node_id for node in cluster.worker_nodes}  # every worker node it ever had
 
     @staticmethod
     def _latest_epoch(run_dir: Path) -> int:
@@ -85,7 +92,8 @@ class _NodeReclaimer(threading.Thread):
             if self.run_dir is not None and self._latest_epoch(self.run_dir) >= self.epochs[0]:
                 for node in list(self.cluster.worker_nodes):
                     self.cluster.remove_node(node, allow_graceful=False)
-                self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+                fresh = self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+                self.node_ids.add(fresh.node_id)
                 self.reclaimed.append(self.epochs.pop(0))
             time.sleep(0.2)
 
@@ -135,6 +143,8 @@ def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(
     assert f"{label} retried (1 so far): worker rank 0 lost" in console, console[-3000:]
     assert f"{label} completed" in console
 
+    _assert_hardware(client, good, outcome.parent_run_id, reclaimer.node_ids)
+
     # The trial that fails the same way every time: failed once, never retried.
     assert bad.info.status == "FAILED" and bad.data.tags[STATUS_TAG] == "failed", bad.data.tags
     assert "non-finite loss" in bad.data.tags.get("failure", ""), bad.data.tags
@@ -144,3 +154,27 @@ def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(
     study = optuna.load_study(study_name="spot", storage=outcome.optuna_url)
     states = {t.params["loss.ce_weight"]: t.state for t in study.trials}
     assert states == {1.0: optuna.trial.TrialState.COMPLETE, OVERFLOW: optuna.trial.TrialState.FAIL}
+
+
+def _assert_hardware(client, run, parent_run_id: str, worker_node_ids: set[str]) -> None:
+    """Each epoch ran on another node: the run holds each node's CPU and memory under its own label, the
+    epochs' union is every epoch, no GPU series on CPU nodes, and the data-loader wait per epoch."""
+    from mscm.train.node_metrics import node_label
+
+    labels = {node_label(i) for i in worker_node_ids}
+    system = [k for k in run.data.metrics if k.startswith("system/")]
+    nodes = {k.split("/")[1] for k in system}
+    assert nodes and nodes <= labels, (nodes, labels)  # worker nodes only, by their own label
+    assert not any("gpu" in k for k in system), system  # absent, not zero, without a GPU
+    steps = []
+    for node in nodes:
+        for name in ("cpu_percent", "memory_percent"):
+            history = client.get_metric_history(run.info.run_id, f"system/{node}/{name}")
+            assert all(0 <= h.value <= 100 for h in history), (node, name, history)
+        steps += [h.step for h in client.get_metric_history(run.info.run_id, f"system/{node}/cpu_percent")]
+    assert sorted(steps) == [1, 2, 3], steps  # one node's figures per epoch, each epoch once
+    assert len(nodes) >= 2, nodes  # the epochs ran on different nodes, told apart
+    waits = client.get_metric_history(run.info.run_id, "perf/data_wait_ms")
+    assert sorted(h.step for h in waits) == [1, 2, 3] and all(h.value >= 0 for h in waits), waits
+    totals = client.get_run(parent_run_id).data.metrics
+    assert totals.get("cluster/nodes") == 1 and 0 <= totals["cluster/cpu_percent"] <= 100, totals

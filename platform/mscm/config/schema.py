@@ -203,7 +203,12 @@ class TrackingConfig:
         "used without a server; null = beside a SQLite store, or the server's own",
     )
     experiment: str = "mscm"
-    system_metrics: bool = True
+    system_metrics: bool = spec(
+        True,
+        doc="per epoch, each worker node's CPU, memory and GPU use in the run (system/<node>/...; "
+        "mscm train also logs its driver's node through MLflow's monitor)",
+    )
+    system_metrics_interval_s: float = spec(5.0, gt=0, doc="how often each worker samples its node")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A training run (one ``mscm train`` or one trial of a search) has:
   per epoch, step = epoch   ``eval/<m>`` (only at epochs that evaluated), ``loss/<term>``, ``lr/<group>``,
-                            ``perf/images_per_s``, ``perf/epoch_time_s``, ``perf/eval_time_s``
+                            ``perf/images_per_s``, ``perf/epoch_time_s``, ``perf/eval_time_s``,
+                            ``perf/data_wait_ms`` (per step), ``perf/data_wait_frac`` (of the epoch),
+                            ``system/<node>/...`` (each worker node's CPU, memory, GPU: train/node_metrics.py)
   once, at the end          ``best/<m>`` and ``best/epoch`` of the best checkpoint, ``params_m``, ``latency_ms``
 A search's parent run has the best trial's ``best/...`` figures and ``trials/<status>`` counts.
 
@@ -21,7 +23,8 @@ from ..config.schema import Metric
 METRIC_KEYS: tuple[str, ...] = get_args(Metric)  # the evaluation metrics (mscm.eval.scores computes them)
 
 EVAL_PREFIX, LOSS_PREFIX, LR_PREFIX, BEST_PREFIX = "eval/", "loss/", "lr/", "best/"
-PERF_KEYS = ("perf/images_per_s", "perf/epoch_time_s", "perf/eval_time_s")
+PERF_KEYS = ("perf/images_per_s", "perf/epoch_time_s", "perf/eval_time_s", "perf/data_wait_ms", "perf/data_wait_frac")
+SYSTEM_PREFIX = "system/"  # per node: system/<node>/cpu_percent, ... (mscm.train.node_metrics)
 COST_KEYS = ("params_m", "latency_ms")  # the inference cost, measured once per run
 BEST_EPOCH = "best/epoch"
 EVAL_EPOCH = "eval/epoch"  # report key: the epoch the latest evaluation in a report comes from
@@ -47,7 +50,7 @@ def epoch_metrics(report: Mapping[str, Any]) -> dict[str, float]:
     fresh: later reports carry it again for Tune's schedulers, which would log it twice here."""
     out: dict[str, float] = {}
     for key, value in report.items():
-        if key.startswith((LOSS_PREFIX, LR_PREFIX)) or key in PERF_KEYS:
+        if key.startswith((LOSS_PREFIX, LR_PREFIX, SYSTEM_PREFIX)) or key in PERF_KEYS:
             number = _number(value)
             if number is not None:
                 out[key] = number

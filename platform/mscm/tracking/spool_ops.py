@@ -43,6 +43,12 @@ def op_run(client, spool: Spool, r: dict[str, Any]) -> None:
     spool.remember_run(r["key"], run_id)
 
 
+def op_attach(client, spool: Spool, r: dict[str, Any]) -> None:
+    """Later records of key ``r['key']`` go to the existing run ``r['run_id']``."""
+    if spool.runs().get(r["key"]) != r["run_id"]:
+        spool.remember_run(r["key"], r["run_id"])
+
+
 def _reopen(client, run_id: str, status: str) -> None:
     """A resumed trial continues its run: RUNNING again until it ends."""
     if status != "RUNNING":
@@ -137,6 +143,7 @@ def op_prune(client, spool: Spool, r: dict[str, Any]) -> None:
 
 OPS = {
     "run": op_run,
+    "attach": op_attach,
     "params": op_params,
     "text": op_text,
     "dataset": op_dataset,

@@ -65,6 +65,15 @@ class SpooledRun:
         self.spool, self.writer, self.key = spool, writer, key
         self._append("run", experiment=experiment, name=run_name, parent=parent_run_id, tags=tags)
 
+    @classmethod
+    def attached(cls, spool: Spool, writer: SpoolWriter, key: str, run_id: str) -> SpooledRun:
+        """Writes to an existing run (a search's parent) through the spool: the writer learns its id
+        first, in order with the other records."""
+        run = cls.__new__(cls)
+        run.spool, run.writer, run.key = spool, writer, key
+        run._append("attach", run_id=run_id)
+        return run
+
     def _append(self, op: str, **fields: Any) -> None:
         self.spool.append(op, key=self.key, **fields)
         self.writer.poke()

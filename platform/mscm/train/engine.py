@@ -71,6 +71,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class LoaderWait:
+    """Seconds spent waiting for the next batch, over one pass of a loader."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def over(self, loader):
+        it = iter(loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.seconds += time.perf_counter() - t0
+            yield batch
+
+
 class Engine:
     def __init__(
         self,
@@ -137,7 +155,8 @@ class Engine:
         seen = views_seen = 0
         watch = FiniteWatch(self.device, cfg.train.finite_check_every, epoch)
         start = time.perf_counter()
-        for step, (vis, ir, labels) in enumerate(self.loader):
+        waited = LoaderWait()
+        for step, (vis, ir, labels) in enumerate(waited.over(self.loader)):
             if self.first_step_wall is None:
                 self.first_step_wall = time.time()
             terms, logits, targets, ok = self._train_step(vis, ir, labels, gen)
@@ -159,6 +178,9 @@ class Engine:
         metrics["perf/epoch_time_s"] = elapsed
         metrics["perf/images_per_s"] = views_seen / elapsed if elapsed > 0 else 0.0  # per worker, trunk images
         metrics["perf/steps"] = seen
+        # Time blocked on the data loader: an input-bound run stands out (issue 24).
+        metrics["perf/data_wait_ms"] = 1000 * waited.seconds / seen if seen else 0.0
+        metrics["perf/data_wait_frac"] = waited.seconds / elapsed if elapsed > 0 else 0.0
         return metrics
 
     def _train_step(self, vis, ir, labels, gen: torch.Generator):

@@ -12,6 +12,7 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..config import RunConfig, from_dict
 from ..model.cost import inference_latency_ms, inference_parameters
 from .engine import Engine, NonFiniteLossError
 from .failures import quiet_expected_errors
+from .node_metrics import NodeSampler, gather_node_metrics, node_label
 from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
 
 
@@ -52,18 +54,28 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             report_resumed_epoch(checkpoint, payload, rank)
         if engine.epoch >= cfg.schedule.epochs:
             return
-    run_epochs(
-        engine,
-        extra_metrics={
-            **inference_cost(engine),
-            "dataset/num_classes": engine.num_classes,
-            "dist/world_size": world,
-            "dist/num_nodes": _count_nodes(world),
-            "train/resumed_from_epoch": resumed_from,
-            "perf/loop_start_wall": loop_start,
-            **loop_config.get("report_extra", {}),
-        },
-    )
+    sampler = None
+    if cfg.tracking.system_metrics:
+        gpu = (device.index or 0) if device.type == "cuda" else None
+        sampler = NodeSampler(gpu, cfg.tracking.system_metrics_interval_s).start()
+    label = node_label(ray.get_runtime_context().get_node_id())
+    try:
+        run_epochs(
+            engine,
+            node_metrics=lambda: gather_node_metrics(sampler, label, world),
+            extra_metrics={
+                **inference_cost(engine),
+                "dataset/num_classes": engine.num_classes,
+                "dist/world_size": world,
+                "dist/num_nodes": _count_nodes(world),
+                "train/resumed_from_epoch": resumed_from,
+                "perf/loop_start_wall": loop_start,
+                **loop_config.get("report_extra", {}),
+            },
+        )
+    finally:
+        if sampler is not None:
+            sampler.stop()
 
 
 def report_resumed_epoch(checkpoint, payload: dict[str, Any], rank: int) -> None:
@@ -110,7 +122,12 @@ def _count_nodes(world: int) -> int:
     return len(set(ids))
 
 
-def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) -> None:
+def run_epochs(
+    engine: Engine,
+    extra_metrics: dict[str, float] | None = None,
+    node_metrics: Callable[[], dict[str, float]] = dict,
+) -> None:
+    """``node_metrics``: called by every rank once per epoch, after its training (a collective)."""
     cfg = engine.cfg
     total = cfg.schedule.epochs
     last_report_s: float | None = None
@@ -120,6 +137,7 @@ def run_epochs(engine: Engine, extra_metrics: dict[str, float] | None = None) ->
         except NonFiniteLossError as e:
             _report_failure(engine, str(e))
             return
+        metrics.update(node_metrics())
         metrics["epoch"] = engine.epoch
         metrics.update(extra_metrics or {})
         final = engine.epoch == total

@@ -21,10 +21,12 @@ from typing import Any
 from ray.tune.logger import LoggerCallback
 
 from ..tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, SAMPLED_TAG, STATUS_TAG, TRIAL_TAG, trial_run_name
-from ..tracking.metrics import epoch_metrics
+from ..tracking.metrics import SYSTEM_PREFIX, epoch_metrics
 from ..train.report_keys import FAILURE_KEY, SCORE_KEY, new_retry
 from .trainable import trial_run_config
 from .trial_storage import train_run_dir
+
+PARENT_KEY = "search-parent"  # the spool's key of the search's parent run (the cluster's totals)
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -126,10 +128,27 @@ class MlflowTrialLogger(LoggerCallback):
         if retry:
             logger.set_tags({RETRIES_TAG: retry[0], RETRY_REASON_TAG: retry[1]})
         logger.log_epoch_metrics(epoch_metrics(result), epoch)
+        self._log_cluster(trial.trial_id, result)
         score = result.get(SCORE_KEY, -math.inf)
         best = self._best.get(trial.trial_id, (-math.inf, None))
         if score is not None and score > best[0]:
             self._best[trial.trial_id] = (float(score), result.get("checkpoint_path"))
+
+    def _log_cluster(self, trial_id: str, result: dict) -> None:
+        """The cluster's totals on the parent run, from the running trials' latest node metrics."""
+        from ..tracking.spooled_run import SpooledRun
+        from ..train.node_metrics import cluster_totals
+
+        nodes = self.__dict__.setdefault("_nodes", {})  # older pickles lack it
+        system = {k: v for k, v in result.items() if k.startswith(SYSTEM_PREFIX)}
+        if not system:
+            return
+        nodes[trial_id] = system
+        writer = self.writer()
+        if self._runs.get(PARENT_KEY) is None:
+            self._runs[PARENT_KEY] = SpooledRun.attached(writer.spool, writer, PARENT_KEY, self.parent_run_id)
+        self._cluster_step = self.__dict__.get("_cluster_step", 0) + 1
+        self._runs[PARENT_KEY].log_metrics(cluster_totals(list(nodes.values())), step=self._cluster_step)
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         logger = self._logger(trial)
@@ -151,3 +170,4 @@ class MlflowTrialLogger(LoggerCallback):
         if storage:  # nothing resumes an ended trial: its checkpoints shrink once MLflow has its record
             logger.prune_checkpoints(train_run_dir(storage, trial.trial_id), path)
         self._runs.pop(trial.trial_id, None)
+        self.__dict__.get("_nodes", {}).pop(trial.trial_id, None)  # its nodes leave the cluster's totals
