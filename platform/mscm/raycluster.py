@@ -17,6 +17,7 @@ DRIVER_SLIVER = 0.01
 # nothing and saves about 4 s per Train run (bench/trial_overhead.py, docs/benchmarks.md). A cluster keeps
 # Ray's default: there the controller's calls cross the network.
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"  # the port a local head's GCS listens on (ray._private.node)
 LOCAL_TRAIN_POLL_S = "0.25"
 
 
@@ -62,19 +63,50 @@ def init_ray(
             # resources or an object-store size while joining is an error in ray.init.
             address = "auto"
         if address:
-            ray.init(address=address, log_to_driver=log_to_driver)
+            # An address named here or in RAY_ADDRESS is passed on; "auto" (one `ray start` cluster) needs not.
+            env = {} if address == "auto" or os.environ.get("RAY_ADDRESS") else workers_know_their_cluster(address)
+            ray.init(address=address, log_to_driver=log_to_driver, runtime_env=env or None)
         else:  # a fresh local Ray
-            use_local_train_poll()
-            ray.init(
-                num_cpus=num_cpus,
-                object_store_memory=object_store_mb * 1024 * 1024,
-                resources={DRIVER_RESOURCE: driver_slots},
-                include_dashboard=True,
-                dashboard_host="127.0.0.1",
-                logging_level="WARNING",
-                log_to_driver=log_to_driver,
-            )
+            _start_local_ray(num_cpus, object_store_mb, driver_slots, log_to_driver)
     return ray.cluster_resources()
+
+
+def workers_know_their_cluster(address: str) -> dict[str, dict[str, str]]:
+    """The job's runtime env that tells Ray's own actors which cluster is theirs.
+
+    Why: Ray Train's PlacementGroupCleaner asks the State API with no address. With two Ray instances on
+    one machine (two searches, another user's ray.init, the test suite on two processes) that call fails
+    ("Found multiple active Ray instances"), the cleaner stops, and the placement group of every trial
+    that ASHA stops stays reserved: the next trial waits for its CPUs forever."""
+    return {"env_vars": {"RAY_ADDRESS": address}}
+
+
+def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: int, log_to_driver: bool) -> None:
+    import ray
+    from ray.util import get_node_ip_address
+
+    from .tracking.ui import free_port
+
+    use_local_train_poll()
+    previous = os.environ.get(GCS_PORT_ENV)
+    port = int(previous) if previous else free_port("")  # chosen here: the workers are told it before they start
+    os.environ[GCS_PORT_ENV] = str(port)
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            object_store_memory=object_store_mb * 1024 * 1024,
+            resources={DRIVER_RESOURCE: driver_slots},
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            logging_level="WARNING",
+            log_to_driver=log_to_driver,
+            runtime_env=workers_know_their_cluster(f"{get_node_ip_address()}:{port}"),
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(GCS_PORT_ENV, None)
+        else:
+            os.environ[GCS_PORT_ENV] = previous
 
 
 def ray_logs_dir() -> str:

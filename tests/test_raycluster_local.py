@@ -1,0 +1,45 @@
+"""The local Ray that mscm starts tells its own actors which cluster is theirs. Ray Train's
+PlacementGroupCleaner asks the State API with no address; with a second Ray instance on the same machine
+that call failed ("Found multiple active Ray instances"), the cleaner stopped, and every trial ASHA
+stopped kept its placement group: the next trial waited for CPUs forever (seen with the test suite on
+two processes, each with its own Ray)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+
+def _state_api_from_an_actor() -> str:
+    """What the cleaner does, from an actor of the shared Ray: ask the State API for this actor."""
+    import ray
+
+    @ray.remote(num_cpus=0, resources={"TRAIN_DRIVER_RESOURCE": 0.01})
+    class Asker:
+        def ask(self) -> str:
+            import os
+
+            from ray.util.state import get_actor
+
+            me = get_actor(ray.get_runtime_context().get_actor_id(), timeout=30)
+            return f"{os.environ.get('RAY_ADDRESS')} {me.state}"
+
+    asker = Asker.remote()
+    try:
+        return ray.get(asker.ask.remote(), timeout=120)
+    finally:
+        ray.kill(asker)
+
+
+def test_actors_find_their_own_cluster_beside_another_ray(local_ray):
+    import ray
+    from ray.cluster_utils import Cluster
+
+    other = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 1024**2})
+    try:
+        address, state = _state_api_from_an_actor().split()
+    finally:
+        other.shutdown()
+    assert address == ray.get_runtime_context().gcs_address  # this cluster's, not the other one's
+    assert state == "ALIVE"
