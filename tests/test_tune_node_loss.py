@@ -7,18 +7,23 @@ shows the cluster's totals.
 A simulated cluster (ray.cluster_utils.Cluster): a head with the trial-driver resource and no CPU, and one
 one-CPU worker node at a time. The node under the running trial is removed (its raylet and workers
 killed, as a spot reclaim without notice) after epochs 1 and 2, and a fresh node joins each time.
-``train.max_failures=1`` lets Ray Train absorb the first loss; the second is past it."""
+``train.max_failures=1`` lets Ray Train absorb the first loss; the second is past it. The search runs as
+`mscm tune --address` in a child process, as a user runs it; the test's main thread reclaims the nodes
+(Ray starts a node's processes only from a main thread)."""
 
 from __future__ import annotations
 
 import json
-import threading
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from train_configs import OVERFLOW, SLOWER, tiny_space_overrides
+from processes import child_env
+from train_configs import OVERFLOW, SLOWER, tiny_space_overrides, tune_command
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -62,13 +67,13 @@ def _space(path: Path) -> str:
     return str(path)
 
 
-class _NodeReclaimer(threading.Thread):
+class _NodeReclaimer:
     """Removes the worker node under the first Train run that checkpoints an epoch (the failing trial
-    never does), once its checkpoint of epoch 1, then of epoch 2, is written; a fresh node joins each time."""
+    never does), once its checkpoint of epoch 1, then of epoch 2, is written; a fresh node joins each time.
+    Called from the test's main thread: Ray starts a node's processes only from a main thread."""
 
-    def __init__(self, cluster, storage: Path, epochs: tuple[int, ...] = (1, 2), timeout: float = 600):
-        super().__init__(daemon=True)
-        self.cluster, self.storage, self.epochs, self.timeout = cluster, storage, list(epochs), timeout
+    def __init__(self, cluster, storage: Path, epochs: tuple[int, ...] = (1, 2)):
+        self.cluster, self.storage, self.epochs = cluster, storage, list(epochs)
         self.reclaimed: list[int] = []
         self.run_dir: Path | None = None
         self.node_ids = {node.node_id for node in cluster.worker_nodes}  # every worker node it ever had
@@ -83,51 +88,55 @@ class _NodeReclaimer(threading.Thread):
                 continue
         return max(found)
 
-    def run(self) -> None:
-        deadline = time.time() + self.timeout
-        while time.time() < deadline and self.epochs:
-            if self.run_dir is None:
-                trained = [d for d in self.storage.glob("train-trial_id=*") if self._latest_epoch(d) >= 1]
-                self.run_dir = trained[0] if trained else None
-            if self.run_dir is not None and self._latest_epoch(self.run_dir) >= self.epochs[0]:
-                for node in list(self.cluster.worker_nodes):
-                    self.cluster.remove_node(node, allow_graceful=False)
-                fresh = self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
-                self.node_ids.add(fresh.node_id)
-                self.reclaimed.append(self.epochs.pop(0))
-            time.sleep(0.2)
+    def step(self) -> None:
+        if not self.epochs:
+            return
+        if self.run_dir is None:
+            trained = [d for d in self.storage.glob("train-trial_id=*") if self._latest_epoch(d) >= 1]
+            self.run_dir = trained[0] if trained else None
+        if self.run_dir is not None and self._latest_epoch(self.run_dir) >= self.epochs[0]:
+            for node in list(self.cluster.worker_nodes):
+                self.cluster.remove_node(node, allow_graceful=False)
+            fresh = self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+            self.node_ids.add(fresh.node_id)
+            self.reclaimed.append(self.epochs.pop(0))
 
 
-def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(spot_cluster, tmp_path, capsys):
+def _search(cluster, tmp_path: Path, reclaimer: _NodeReclaimer) -> tuple[int, str]:
+    """`mscm tune` on the cluster, as a user runs it, with nodes reclaimed under it; (exit code, console)."""
+    args = tune_command(_space(tmp_path / "space.yaml"), "spot", "--address", cluster.address, "--no-baseline")
+    args += ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--storage-path", str(tmp_path / "ray_results")]
+    args += ["--optuna-url", f"sqlite:///{tmp_path / 'optuna.db'}"]
+    log = tmp_path / "search.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 600
+            while proc.poll() is None and time.time() < deadline:
+                reclaimer.step()
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, log.read_text()
+
+
+def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(spot_cluster, tmp_path):
     import optuna
     from mlflow import MlflowClient
 
     from mscm.tracking.contract import RETRIES_TAG, RETRY_REASON_TAG, STATUS_TAG
-    from mscm.tune.tuner import SearchOptions, run_search
 
-    storage = tmp_path / "ray_results"
-    reclaimer = _NodeReclaimer(spot_cluster, storage)
-    reclaimer.start()
-    outcome = run_search(
-        SearchOptions(
-            space=_space(tmp_path / "space.yaml"),
-            name="spot",
-            address=spot_cluster.address,
-            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-            storage_path=str(storage),
-            optuna_url=f"sqlite:///{tmp_path / 'optuna.db'}",
-            baseline=False,
-        )
-    )
-    reclaimer.join(timeout=5)
-    console = capsys.readouterr().out
-    assert reclaimer.reclaimed == [1, 2], reclaimer.reclaimed
-    assert outcome.num_trials == 2 and outcome.num_errored == 1, console[-3000:]
+    reclaimer = _NodeReclaimer(spot_cluster, tmp_path / "ray_results")
+    code, console = _search(spot_cluster, tmp_path, reclaimer)
+    assert reclaimer.reclaimed == [1, 2], (reclaimer.reclaimed, console[-3000:])
+    assert code == 0, console[-3000:]  # one trial failed on its own: the search still ends well
 
-    client = MlflowClient(tracking_uri=outcome.tracking_uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name("mscm").experiment_id], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
-    )
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mscm").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.`mscm.search` = 'spot'")
+    runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     by_weight = {float(r.data.params["loss.ce_weight"]): r for r in runs}
     assert sorted(by_weight) == [1.0, OVERFLOW], "the sampler did not draw both weights"
     good, bad = by_weight[1.0], by_weight[OVERFLOW]
@@ -143,7 +152,7 @@ def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(
     assert f"{label} retried (1 so far): worker rank 0 lost" in console, console[-3000:]
     assert f"{label} completed" in console
 
-    _assert_hardware(client, good, outcome.parent_run_id, reclaimer.node_ids)
+    _assert_hardware(client, good, parent.info.run_id, reclaimer.node_ids)
 
     # The trial that fails the same way every time: failed once, never retried.
     assert bad.info.status == "FAILED" and bad.data.tags[STATUS_TAG] == "failed", bad.data.tags
@@ -151,7 +160,7 @@ def test_a_trial_whose_nodes_are_lost_past_max_failures_is_retried_and_finishes(
     assert RETRIES_TAG not in bad.data.tags
     assert f"{bad.info.run_name.split()[0]} retried" not in console
 
-    study = optuna.load_study(study_name="spot", storage=outcome.optuna_url)
+    study = optuna.load_study(study_name="spot", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     states = {t.params["loss.ce_weight"]: t.state for t in study.trials}
     assert states == {1.0: optuna.trial.TrialState.COMPLETE, OVERFLOW: optuna.trial.TrialState.FAIL}
 
