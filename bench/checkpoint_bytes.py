@@ -1,5 +1,5 @@
 """What a search leaves in Ray's storage per trial, before and after an ended trial's checkpoints shrink
-(issue 24, ``mscm.tune.trial_storage``).
+(issue 24, ``mscm.tracking.ray_storage``).
 
     python bench/checkpoint_bytes.py                 # 2 trials x 3 epochs, with and without logged models
 
@@ -52,7 +52,8 @@ def _search(folder: Path, trials: int, epochs: int, log_models: bool) -> list[tu
     from mlflow import MlflowClient
 
     from mscm.tracking.contract import RAY_CHECKPOINTS_TAG, TRIAL_TAG
-    from mscm.tune.trial_storage import folder_bytes, train_run_dir
+    from mscm.tracking.ray_storage import folder_bytes
+    from mscm.tune.trial_storage import train_run_dir
     from mscm.tune.tuner import SearchOptions, run_search
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"

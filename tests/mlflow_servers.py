@@ -11,14 +11,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from mscm.tracking.ui import free_port
+from processes import restartable_port
 
 
 class MlflowServer:
     def __init__(self, folder: Path, port: int | None = None, backend: str | None = None, env: dict | None = None):
         """``backend``: the store's URI (default: SQLite in ``folder``); ``env``: extra environment, such as
         the PGPASSWORD a database backend reads its password from."""
-        self.folder, self.port = Path(folder), port or free_port()
+        self.folder, self.port = Path(folder), port or restartable_port()
         self.backend = backend or f"sqlite:///{self.folder / 'server.db'}"
         self.extra_env = dict(env or {})
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mlflow_servers import free_port
+from processes import restartable_port
 
 USER = "mscm"  # the database role the tests connect as
 
@@ -60,7 +60,7 @@ class PostgresServer:
         # Not under pytest's tmp_path: that is root's 0700 folder, which the server's user cannot enter.
         self.folder = Path(tempfile.mkdtemp(prefix="mscm-pg-"))
         self.data = self.folder / "data"
-        self.port = free_port()
+        self.port = restartable_port()  # it restarts on the same port
         self.password = secrets.token_urlsafe(12)
         self.bin = pg_bin_dir()
         self._user = _service_user() if os.geteuid() == 0 else None

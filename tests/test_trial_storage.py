@@ -33,7 +33,7 @@ def _files(folder: Path) -> set[str]:
 
 
 def test_without_a_logged_model_only_the_best_weights_stay(tmp_path):
-    from mscm.tune.trial_storage import folder_bytes, prune_trial_checkpoints
+    from mscm.tracking.ray_storage import folder_bytes, prune_trial_checkpoints
 
     run = _train_run(tmp_path)
     best = next(run.glob("checkpoint_*-02.*"))
@@ -49,7 +49,7 @@ def test_without_a_logged_model_only_the_best_weights_stay(tmp_path):
 
 
 def test_with_a_logged_model_no_checkpoint_stays(tmp_path):
-    from mscm.tune.trial_storage import folder_bytes, prune_trial_checkpoints
+    from mscm.tracking.ray_storage import folder_bytes, prune_trial_checkpoints
 
     run = _train_run(tmp_path)
     pruned = prune_trial_checkpoints(str(run), str(next(run.glob("checkpoint_*"))), keep_weights=False)

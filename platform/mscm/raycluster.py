@@ -81,15 +81,21 @@ def workers_know_their_cluster(address: str) -> dict[str, dict[str, str]]:
     return {"env_vars": {"RAY_ADDRESS": address}}
 
 
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
 def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: int, log_to_driver: bool) -> None:
     import ray
     from ray.util import get_node_ip_address
 
-    from .tracking.ui import free_port
-
     use_local_train_poll()
     previous = os.environ.get(GCS_PORT_ENV)
-    port = int(previous) if previous else free_port("")  # chosen here: the workers are told it before they start
+    port = int(previous) if previous else _unused_port()  # chosen here: the workers are told it first
     os.environ[GCS_PORT_ENV] = str(port)
     try:
         ray.init(

@@ -132,8 +132,8 @@ def op_end(client, spool: Spool, r: dict[str, Any]) -> None:
 
 def op_prune(client, spool: Spool, r: dict[str, Any]) -> None:
     """An ended trial's Ray checkpoints shrink once its record is in MLflow: queued after its model, so
-    the model is logged from the checkpoint first (:mod:`mscm.tune.trial_storage`)."""
-    from ..tune.trial_storage import prune_trial_checkpoints
+    the model is logged from the checkpoint first (:mod:`mscm.tracking.ray_storage`)."""
+    from .ray_storage import prune_trial_checkpoints
 
     run_id = run_id_of(client, spool, r["key"])
     has_model = bool(client.get_run(run_id).data.tags.get(MODEL_URI_TAG))

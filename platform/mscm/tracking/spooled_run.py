@@ -107,7 +107,7 @@ class SpooledRun:
         return log_best_checkpoint(self, path, step, log_model=log_model)
 
     def prune_checkpoints(self, train_dir: str, best: str | None) -> None:
-        """Queued after the model: the ended trial's Ray checkpoints shrink (:mod:`mscm.tune.trial_storage`)."""
+        """Queued after the model: the ended trial's Ray checkpoints shrink (:mod:`mscm.tracking.ray_storage`)."""
         self._append("prune", train_dir=train_dir, best=best)
 
     def set_tags(self, tags: dict[str, Any]) -> None:

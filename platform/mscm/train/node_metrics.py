@@ -24,8 +24,6 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from ..tracking.metrics import SYSTEM_PREFIX as PREFIX
-
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +114,8 @@ class NodeSampler:
 def by_node(samples: list[tuple[str, dict[str, float]]]) -> dict[str, float]:
     """Per-node report keys from every rank's (node label, sample): CPU, memory and GPU utilisation as
     the mean over the node's workers, GPU memory as their sum (each worker has its own GPU)."""
+    from ..tracking.metrics import SYSTEM_PREFIX  # the record's schema is its home
+
     grouped: dict[str, list[dict[str, float]]] = defaultdict(list)
     for label, sample in samples:
         grouped[label].append(sample)
@@ -124,7 +124,7 @@ def by_node(samples: list[tuple[str, dict[str, float]]]) -> dict[str, float]:
         for key in sorted({k for s in group for k in s}):
             values = [s[key] for s in group if key in s]
             total = sum(values)
-            out[f"{PREFIX}{label}/{key}"] = total if key == "gpu_memory_mb" else total / len(values)
+            out[f"{SYSTEM_PREFIX}{label}/{key}"] = total if key == "gpu_memory_mb" else total / len(values)
     return out
 
 
@@ -146,11 +146,13 @@ def cluster_totals(reports: list[dict[str, Any]]) -> dict[str, float]:
     """The cluster's totals from the latest report of each running trial (a node shared by two trials
     counts once): ``cluster/nodes``, the mean CPU, memory and GPU use over the nodes (GPU over the nodes
     that have one; absent if none does) and the GPU memory in use, summed."""
+    from ..tracking.metrics import SYSTEM_PREFIX
+
     nodes: dict[str, dict[str, float]] = defaultdict(dict)
     for report in reports:
         for key, value in report.items():
-            if key.startswith(PREFIX):
-                label, name = key[len(PREFIX) :].split("/", 1)
+            if key.startswith(SYSTEM_PREFIX):
+                label, name = key[len(SYSTEM_PREFIX) :].split("/", 1)
                 nodes[label][name] = value
     if not nodes:
         return {}

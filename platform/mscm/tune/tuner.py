@@ -2,7 +2,7 @@
 
 Layout of one search named N (all derived from N, so ``--resume`` finds everything again):
   Ray Tune experiment   <storage_path>/N               (Tuner.restore)
-  Train runs            <storage_path>/train-trial_id=<id>  (shrunk when a trial ends: tune/trial_storage.py)
+  Train runs            <storage_path>/train-trial_id=<id>  (shrunk when a trial ends: tracking/ray_storage.py)
   Optuna study          study N in the RDB storage      (optuna-dashboard <url>)
   MLflow                parent run tagged mscm.search=N, one nested run per trial
 """
@@ -69,7 +69,7 @@ class SearchOutcome:
     optuna_url: str
     best_trial_id: str | None
     best_metrics: dict[str, Any]
-    best_checkpoint: str | None  # where it was: an ended trial's checkpoints shrink (tune/trial_storage.py)
+    best_checkpoint: str | None  # where it was: an ended trial's checkpoints shrink (tracking/ray_storage.py)
     num_trials: int
     num_errored: int
     baseline: dict[str, float] = field(default_factory=dict)  # the untrained model's mAP, rank1, mINP
@@ -214,15 +214,7 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     # On a launcher cluster size concurrency from what the autoscaler can add, not what is up now.
     capacity = autoscaling_capacity() or resources
     concurrent = concurrency_for(plan.base, capacity, opts.max_concurrent or plan.space.budget.max_concurrent_trials)
-    print(
-        f"search {plan.name}: space {plan.space.source}, {plan.trials} trials x {plan.epochs} epochs, "
-        f"{concurrent} at a time"
-    )
-    # Printed now: a lost head node takes the driver with it, and nothing is printed at the end (docs/cluster.md).
-    print(f"if it is cut off (its driver, Ray or the head node lost), resume it with: {resume_command(plan)}")
-    if not opts.verbose:
-        print(f"Ray's own output (workers, Train controllers): {ray_logs_dir()}; --verbose prints it here")
-    print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
+    _announce(plan, concurrent)
     storage = open_storage(plan.optuna_url)  # retries a dropped database; pickles no password
     parent = _open_parent(plan, storage, concurrent)
     trainable = _trainable(plan)
@@ -257,6 +249,20 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
         if status:
             parent.end(status)
         print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
+
+
+def _announce(plan: SearchPlan, concurrent: int) -> None:
+    from ..tracking.ui import ui_command
+
+    print(
+        f"search {plan.name}: space {plan.space.source}, {plan.trials} trials x {plan.epochs} epochs, "
+        f"{concurrent} at a time"
+    )
+    # Printed now: a lost head node takes the driver with it, and nothing is printed at the end (docs/cluster.md).
+    print(f"if it is cut off (its driver, Ray or the head node lost), resume it with: {resume_command(plan)}")
+    if not plan.opts.verbose:
+        print(f"Ray's own output (workers, Train controllers): {ray_logs_dir()}; --verbose prints it here")
+    print(f"MLflow UI and Optuna dashboard: {ui_command(plan.tracking_uri, plan.optuna_url)}")
 
 
 def _raise_interrupted(plan: SearchPlan, parent, signum: int) -> None:
