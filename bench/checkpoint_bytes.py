@@ -24,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
 
-PAPER_WEIGHTS_MB = 172  # fp32 MSCMNet at paper scale, as issue 24 measured it
+PAPER_WEIGHTS_MB = 171.7  # fp32 weights of the sysu recipe (docs/benchmarks.md, "MLflow storage per trial")
 PAPER_TRIALS = 40  # search_spaces/mimb.yaml's budget
 
 
