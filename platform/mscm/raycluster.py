@@ -63,8 +63,10 @@ def init_ray(
             # resources or an object-store size while joining is an error in ray.init.
             address = "auto"
         if address:
-            # An address named here or in RAY_ADDRESS is passed on; "auto" (one `ray start` cluster) needs not.
-            env = {} if address == "auto" or os.environ.get("RAY_ADDRESS") else workers_know_their_cluster(address)
+            # A GCS address named here is passed on to the workers; RAY_ADDRESS (set for them already), "auto"
+            # (one `ray start` cluster) and a Ray Client address (not one the State API takes) are not.
+            named = address != "auto" and not address.startswith("ray://") and not os.environ.get("RAY_ADDRESS")
+            env = workers_know_their_cluster(address) if named else {}
             ray.init(address=address, log_to_driver=log_to_driver, runtime_env=env or None)
         else:  # a fresh local Ray
             _start_local_ray(num_cpus, object_store_mb, driver_slots, log_to_driver)
