@@ -18,7 +18,9 @@ from pg_server import PostgresServer, why_no_postgres
 from processes import child_env, wait_until
 from train_configs import one_knob_space, tune_command
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# Alone, after the rest: beside the other process's tests its UI did not answer in 2 of 3 fresh-clone runs
+# (connection refused at the end), while it passed every time alone (docs/benchmarks.md, "On two processes").
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.exclusive]
 
 EPOCHS = 2
 SEARCHES = ("writer-a", "writer-b")
