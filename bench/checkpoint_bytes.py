@@ -19,8 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
 
@@ -28,28 +26,10 @@ PAPER_WEIGHTS_MB = 171.7  # fp32 weights of the sysu recipe (docs/benchmarks.md,
 PAPER_TRIALS = 40  # search_spaces/mimb.yaml's budget
 
 
-def _space(folder: Path, trials: int, epochs: int) -> Path:
-    from train_configs import TINY
-
-    overrides = {k: v for k, v in TINY.items() if not k.startswith(("schedule.", "tracking."))}
-    overrides.update({"schedule.warmup_epochs": 0, "schedule.milestones": [], "eval.trials": 1})
-    space = {
-        "base": "smoke",
-        "overrides": overrides,
-        "parameters": {"loss.qct_margin": {"type": "float", "low": 0.3, "high": 1.2}},
-        "objective": {"metric": "mAP", "direction": "maximize"},
-        "budget": {"trials": trials, "epochs": epochs, "scheduler": "none", "max_concurrent_trials": 1},
-        "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
-        "sampler": {"name": "random", "seed": 0},
-    }
-    path = folder / "space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    return path
-
-
 def _search(folder: Path, trials: int, epochs: int, log_models: bool) -> list[tuple[str, int, int]]:
     """(trial, bytes Ray held at its end, bytes left) per trial."""
     from mlflow import MlflowClient
+    from train_configs import one_knob_space
 
     from mscm.tracking.contract import RAY_CHECKPOINTS_TAG, TRIAL_TAG
     from mscm.tracking.ray_storage import folder_bytes
@@ -60,7 +40,7 @@ def _search(folder: Path, trials: int, epochs: int, log_models: bool) -> list[tu
     storage = str(folder / "ray_results")
     outcome = run_search(
         SearchOptions(
-            space=str(_space(folder, trials, epochs)),
+            space=one_knob_space(folder / "space.yaml", epochs=epochs, trials=trials, max_concurrent_trials=1),
             name="bytes",
             tracking_uri=uri,
             storage_path=storage,

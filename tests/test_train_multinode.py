@@ -4,6 +4,7 @@ with Ray storage on a path both nodes see."""
 from __future__ import annotations
 
 import pytest
+from clusters import driver_head_cluster
 from train_configs import tiny_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -12,21 +13,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 @pytest.fixture
 def two_node_cluster(isolated_project):
     import ray
-    from ray.cluster_utils import Cluster
 
-    from mscm.raycluster import DRIVER_RESOURCE
-
-    if ray.is_initialized():
-        ray.shutdown()
     # The head holds no CPUs (only the trial-driver resource), like cluster.yaml's head: the two
     # one-CPU workers can only be placed one per worker node.
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 4}, "object_store_memory": 128 * 1024**2},
-    )
-    for _ in range(2):
-        cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
-    cluster.wait_for_nodes()
+    cluster = driver_head_cluster(workers=2)
     ray.init(address=cluster.address)
     yield cluster
     ray.shutdown()

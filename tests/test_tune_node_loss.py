@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from clusters import add_worker, driver_head_cluster
 from processes import child_env
 from train_configs import OVERFLOW, SLOWER, tiny_space_overrides, tune_command
 
@@ -31,18 +32,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 @pytest.fixture
 def spot_cluster(isolated_project):
     import ray
-    from ray.cluster_utils import Cluster
 
-    from mscm.raycluster import DRIVER_RESOURCE
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "resources": {DRIVER_RESOURCE: 4}, "object_store_memory": 128 * 1024**2},
-    )
-    cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
-    cluster.wait_for_nodes()
+    cluster = driver_head_cluster(workers=1)
     yield cluster
     ray.shutdown()
     cluster.shutdown()
@@ -97,7 +88,7 @@ class _NodeReclaimer:
         if self.run_dir is not None and self._latest_epoch(self.run_dir) >= self.epochs[0]:
             for node in list(self.cluster.worker_nodes):
                 self.cluster.remove_node(node, allow_graceful=False)
-            fresh = self.cluster.add_node(num_cpus=1, object_store_memory=128 * 1024**2)
+            fresh = add_worker(self.cluster)
             self.node_ids.add(fresh.node_id)
             self.reclaimed.append(self.epochs.pop(0))
 
