@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parent.parent
 from mscm.train.determinism import pin_cpu_kernels  # noqa: E402
 
 pin_cpu_kernels()
+
+# Each pytest-xdist process gets its own Ray temp folder before any Ray starts here or in a child: Ray's
+# test clusters (ray.cluster_utils) write their address into <tmp>/ray/ray_current_cluster, which a plain
+# ray.init() in the other process would join, and die with when the node-loss test removes the nodes
+# (docs/stack.md P9). A short path: Ray's Unix sockets live below it (107 characters at most).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("RAY_TMPDIR", f"/tmp/mscm-{os.environ['PYTEST_XDIST_WORKER']}")
+    os.makedirs(os.environ["RAY_TMPDIR"], exist_ok=True)
 from mscm.raycluster import use_local_train_poll  # noqa: E402
 
 GUARDED = ("mlruns", "ray_results", "data")  # the embedded defaults' stores in the checkout

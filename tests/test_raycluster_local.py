@@ -43,3 +43,24 @@ def test_actors_find_their_own_cluster_beside_another_ray(local_ray):
         other.shutdown()
     assert address == ray.get_runtime_context().gcs_address  # this cluster's, not the other one's
     assert state == "ALIVE"
+
+
+def test_a_left_behind_cluster_address_is_joined_only_while_its_gcs_answers(tmp_path, monkeypatch):
+    """A killed `ray start` (or test) cluster leaves /tmp/ray/ray_current_cluster behind; a search that
+    joined it waited for its GCS forever instead of starting its own Ray (docs/stack.md P9)."""
+    import socket
+
+    from ray._private.utils import write_ray_address
+
+    from mscm.raycluster import _local_cluster_running
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))  # Ray's own file, in a folder of this test's
+    (tmp_path / "ray").mkdir()
+    assert not _local_cluster_running()  # no file
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        write_ray_address(address)
+        assert _local_cluster_running()  # a live address: join it
+    assert not _local_cluster_running()  # the same file, nothing listening: start a local Ray

@@ -26,16 +26,31 @@ def use_local_train_poll(environ: dict[str, str] = os.environ) -> None:
     environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
 
 
+def _answers(address: str, timeout_s: float = 2.0) -> bool:
+    """Whether something listens at ``host:port``."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _local_cluster_running() -> bool:
-    """Whether `ray start` left a live cluster address on this node (Ray's own address file)."""
+    """Whether `ray start` left the address of a live cluster on this node (Ray's own address file)."""
     try:
         # Only the file `ray start` writes: scanning for GCS processes would also find other local Rays
         # (another user's ray.init()) and join them.
         from ray._private.services import find_bootstrap_address
 
-        return bool(find_bootstrap_address(None))
-    except Exception:  # no address file, or a stale one whose GCS is gone: start a local Ray
+        address = find_bootstrap_address(None)
+    except Exception:  # an unreadable address file: start a local Ray
         return False
+    # A file whose cluster was killed (not `ray stop`ped) stays behind; joining it would wait for its GCS
+    # forever (docs/stack.md P9).
+    return bool(address) and _answers(address)
 
 
 def init_ray(
