@@ -277,13 +277,14 @@ def test_the_champion_loads_by_alias_and_embeds_with_its_signature(champion_embe
 
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_registry_uri(store.tracking_uri)
-    sig = mlflow.models.get_model_info(f"models:/{NAME}@champion").signature
-    images, modality = sig.inputs.inputs
-    assert (images.type, images.shape, modality.type, modality.shape) == (
-        np.dtype("uint8"),
-        (-1, HEIGHT, WIDTH, 3),
-        np.dtype("int64"),
-        (-1,),
+    info = mlflow.models.get_model_info(f"models:/{NAME}@champion")
+    assert info.signature.inputs.input_names() == ["image", "modality"]  # rows: docs/promotion.md
+    assert (info.metadata["height"], info.metadata["width"]) == (HEIGHT, WIDTH)
+    assert info.signature.outputs.inputs[0].shape == (
+        -1,
+        champion_embedder.module(
+            torch.zeros(1, HEIGHT, WIDTH, 3, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64)
+        ).shape[1],
     )
     assert (champion_embedder.height, champion_embedder.width) == (HEIGHT, WIDTH)
     reference, _, _ = embedding_model_from_checkpoint(store.checkpoints[ranked[0]])

@@ -85,7 +85,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
 
     model = mlflow.pyfunc.load_model(r.data.tags["model_uri"])
     images = np.random.default_rng(0).integers(0, 256, (3, cfg.data.height, cfg.data.width, 3), dtype=np.uint8)
-    emb = model.predict({"images": images, "modality": np.array([0, 1, 1])})
+    emb = model.predict({"image": images, "modality": np.array([0, 1, 1])})
     assert emb.shape[0] == 3 and emb.dtype == np.float32
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
 

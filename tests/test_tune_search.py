@@ -385,7 +385,7 @@ def test_promote_the_best_trial_of_the_real_search_and_load_it_by_alias(search):
     mlflow.set_registry_uri(search.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     images = torch.randint(0, 256, (2, TINY["data.height"], TINY["data.width"], 3), dtype=torch.uint8)
-    emb = torch.from_numpy(model.predict({"images": images.numpy(), "modality": np.array([0, 1])}))
+    emb = torch.from_numpy(model.predict({"image": images.numpy(), "modality": np.array([0, 1])}))
     assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
 
 

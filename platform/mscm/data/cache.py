@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -36,16 +37,30 @@ FORMAT_VERSION = 1
 _CHUNK = 256  # images decoded per thread-pool round (bounds memory held by finished futures)
 
 
-def load_image(path: str, height: int, width: int) -> np.ndarray:
-    """Decode one image file to an RGB uint8 array of shape (height, width, 3); LANCZOS resize."""
+def _at_size(im: Image.Image, height: int, width: int) -> np.ndarray:
+    im = im.convert("RGB")  # forces the full decode, so truncated files fail here
+    if im.size != (width, height):
+        im = im.resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_image(path: str | BinaryIO, height: int, width: int) -> np.ndarray:
+    """Decode one image (a file, or an open binary stream of its bytes) to an RGB uint8 array of shape
+    (height, width, 3); LANCZOS resize."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")  # forces the full decode, so truncated files fail here
-            if im.size != (width, height):
-                im = im.resize((width, height), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.uint8)
+            return _at_size(im, height, width)
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        raise CorruptImageError(path, f"{type(e).__name__}: {e}") from e
+        raise CorruptImageError(
+            str(path) if isinstance(path, str) else "image bytes", f"{type(e).__name__}: {e}"
+        ) from e
+
+
+def resize_array(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An RGB uint8 (h, w, 3) array at (height, width, 3), resized as :func:`load_image` resizes a file."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    return _at_size(Image.fromarray(pixels, "RGB"), height, width)
 
 
 def _stat(path: str) -> list[int] | None:

@@ -75,7 +75,7 @@ def version_tags(rec: VersionRecord) -> dict[str, str]:
         TAG_CODE_VERSION: rec.code_version,
         TAG_CONFIG: dump_yaml(rec.cfg),
         TAG_DECISION: f"{rec.decision}: {rec.reason}",
-        TAG_INPUT: f"{INPUT_DOC} at {rec.cfg.data.height}x{rec.cfg.data.width} -> {OUTPUT_DOC}",
+        TAG_INPUT: f"{INPUT_DOC} to {rec.cfg.data.height}x{rec.cfg.data.width} -> {OUTPUT_DOC}",
     }
     for name, r in rec.results.items():
         for key in METRIC_KEYS:
@@ -135,7 +135,7 @@ def version_description(rec: VersionRecord) -> str:
         f"weights SHA-256 `{rec.checkpoint_sha256[:16]}`, stored at `{rec.checkpoint_uri}`.",
         f"- Evaluation data: {rec.data_summary}; fingerprint `{rec.data_fingerprint}`.",
         f"- Code: {rec.code_version}. Promotion run `{rec.promotion_run_id}`.",
-        f"- Input: {INPUT_DOC} at {cfg.data.height}x{cfg.data.width}; output: {OUTPUT_DOC}.",
+        f"- Input: {INPUT_DOC} to {cfg.data.height}x{cfg.data.width}; output: {OUTPUT_DOC}.",
     ]
     tail = f"- Full resolved config: tag `{TAG_CONFIG}` and artifact `config/run.yaml` of the promotion run."
     text = "\n".join(head)

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -178,24 +177,7 @@ def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        info = mlflow.models.get_model_info(source)
-        module, _, _ = load_logged_model(source, uri)
+        module, cfg, _ = load_logged_model(source, uri)  # the checkpoint's config: its input size
     except Exception as e:  # MlflowException, OSError, CheckpointError
         raise ModelSourceError(f"{source}: cannot load it from {uri} ({type(e).__name__}: {e})") from None
-    height, width = _input_size(info, source)
-    return Embedder(module, height, width, source)
-
-
-def _input_size(info: Any, source: str) -> tuple[int, int]:
-    sig = info.signature
-    try:
-        shape = sig.inputs.inputs[0].shape
-        height, width = int(shape[1]), int(shape[2])
-    except (AttributeError, IndexError, TypeError, ValueError):
-        raise ModelSourceError(
-            f"{source}: its signature does not give the input size "
-            "(expected images (-1, H, W, 3)); was it logged by mscm?"
-        ) from None
-    if height < 1 or width < 1:
-        raise ModelSourceError(f"{source}: its signature has no fixed input size ({shape})")
-    return height, width
+    return Embedder(module, cfg.data.height, cfg.data.width, source)

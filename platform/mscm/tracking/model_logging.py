@@ -19,7 +19,10 @@ import torch
 from ..checkpoint import load_model
 from ..environ import temporary_env
 
-INPUT_DOC = "images uint8 (B,H,W,3) RGB, modality int64 (B,) 0=visible 1=infrared"
+INPUT_DOC = (
+    "rows of image (base64 JPEG/PNG, bytes or uint8 (h,w,3) RGB, any size: LANCZOS-resized) and "
+    "modality (visible/infrared or 0/1)"
+)
 OUTPUT_DOC = "float32 (B,D) L2-normalised"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
@@ -36,22 +39,38 @@ def embedding_model_from_checkpoint(checkpoint_dir: str | Path):
     return EmbeddingModel(model, feature=cfg.eval.feature).eval(), cfg, payload
 
 
-def embedding_signature(height: int, width: int, dim: int):
-    """The MLflow signature of the inference path (mscm.model.inference): two tensor inputs with a
-    dynamic batch dimension."""
+def embedding_signature(dim: int):
+    """The MLflow signature of the served model: rows of ``image`` and ``modality``
+    (:mod:`mscm.tracking.pyfunc_input`). Both columns are ``Any``: an image is base64 text, bytes or a
+    nested array, and a modality a name or a number, so the model checks each row itself and names the
+    bad one (MLflow's own type check would name neither)."""
     import numpy as np
     from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    from mlflow.types import ColSpec, Schema, TensorSpec
+    from mlflow.types.schema import AnyType
 
     return ModelSignature(
-        inputs=Schema(
-            [
-                TensorSpec(np.dtype(np.uint8), (-1, height, width, 3), "images"),
-                TensorSpec(np.dtype(np.int64), (-1,), "modality"),
-            ]
-        ),
+        inputs=Schema([ColSpec(AnyType(), "image"), ColSpec(AnyType(), "modality")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, dim), "embedding")]),
     )
+
+
+def input_example(height: int, width: int):
+    """Two rows as a plain HTTP client sends them: base64 PNGs (a grey and a dark one) and modality names."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    def png(level: int) -> str:
+        buf = io.BytesIO()
+        Image.new("RGB", (width, height), (level, level, level)).save(buf, format="PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+    import pandas as pd
+
+    # A DataFrame, so that MLflow writes it as two rows (a dict of lists would be saved as one row).
+    return pd.DataFrame({"image": [png(128), png(40)], "modality": ["visible", "infrared"]})
 
 
 def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Path) -> str:
@@ -59,7 +78,6 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     exported or traced: the folder holds the checkpoint's files, so this takes about as long as
     copying them (and building the model once, for the signature's embedding size)."""
     import mlflow
-    import numpy as np
     from mlflow.models import Model
 
     from . import model_flavor
@@ -69,7 +87,6 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
     h, w = cfg.data.height, cfg.data.width
     with torch.inference_mode():
         dim = int(module(torch.zeros(1, h, w, 3, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64)).shape[1])
-    example = {"images": np.zeros((2, h, w, 3), dtype=np.uint8), "modality": np.array([0, 1], dtype=np.int64)}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)  # one store for both, whatever an earlier caller set
     # The active run names the experiment the logged model belongs to (Model.log takes no experiment);
@@ -81,8 +98,8 @@ def log_embedding_model(tracking_uri: str, run_id: str, checkpoint_dir: str | Pa
             flavor=model_flavor,
             run_id=run_id,
             checkpoint_dir=str(checkpoint_dir),
-            signature=embedding_signature(h, w, dim),
-            input_example=example,
+            signature=embedding_signature(dim),
+            input_example=input_example(h, w),
             metadata={
                 "input": INPUT_DOC,
                 "output": OUTPUT_DOC,
