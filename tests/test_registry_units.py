@@ -235,8 +235,8 @@ def test_retrieval_input_errors(tmp_path):
 def test_export_refuses_unknown_formats(tmp_path):
     from mscm.registry.export import ExportError, export_model
 
-    with pytest.raises(ExportError, match="unknown format 'onnx'"):
-        export_model(str(tmp_path), tmp_path / "m.onnx", fmt="onnx")
+    with pytest.raises(ExportError, match="unknown format 'tensorrt'"):
+        export_model(str(tmp_path), tmp_path / "m.plan", fmt="tensorrt")
 
 
 def test_promote_job_script_is_the_cli():

@@ -10,7 +10,9 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrieve", help="rank a gallery folder against a query image; writes CSV, JSON and a PNG grid")
     p.add_argument(
-        "--model", required=True, help="models:/<name>@champion (or another MLflow model URI), or a checkpoint folder"
+        "--model",
+        required=True,
+        help="models:/<name>@champion (or another MLflow model URI), a checkpoint folder, or a .onnx file",
     )
     p.add_argument("--query", required=True, help="query image file")
     p.add_argument("--modality", required=True, help="modality of the query: visible or infrared")

@@ -1,9 +1,9 @@
 """Export the inference path (:class:`~mscm.model.inference.EmbeddingModel`) to a file a serving stack
-loads without mscm: TorchScript (``torch.jit.load``). The export is checked against the PyTorch model
-on fresh inputs (other batch sizes than the traced one, both modalities) before it is kept.
+loads without mscm: TorchScript (``torch.jit.load``) or ONNX (:mod:`mscm.registry.onnx_model`, opset 18,
+dynamic batch; the ``onnx`` extra). The export is checked against the PyTorch model on fresh inputs (other
+batch sizes than the traced one, both modalities; ONNX through ONNX Runtime) before it is kept.
 
-ONNX is not offered: it needs the ``onnx`` and ``onnxscript`` packages, which the project does not
-install. The registered MLflow model itself needs mscm installed (its python_function loader is mscm's).
+The registered MLflow model itself needs mscm installed (its python_function loader is mscm's).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from ..errors import RegistryError
+from .onnx_model import OPSET
 from .source import checkpoint_for
 
-FORMATS = ("torchscript",)
+FORMATS = ("torchscript", "onnx")
 CHECK_BATCHES = (1, 3)  # traced with 2: a shape baked into the trace shows up here
 DEFAULT_TOLERANCE = 1e-4  # max |difference| of L2-normalised float32 embeddings
 
@@ -42,6 +43,7 @@ class ExportReport:
             f"wrote {self.format} {self.path}: images uint8 (B,{self.height},{self.width},3) RGB + modality int64 (B,) "
             f"-> float32 (B,{self.dim}); max |difference| to the PyTorch model {self.max_abs_diff:.2e} "
             f"on batches of {', '.join(map(str, self.checked_batches))}"
+            + (f" (ONNX opset {OPSET}, ONNX Runtime)" if self.format == "onnx" else "")
         )
 
 
@@ -63,6 +65,25 @@ def max_difference(
     return worst
 
 
+def _write(fmt: str, module: torch.nn.Module, h: int, w: int, out: Path, meta: dict):
+    """Write ``out`` and return it loaded back (a callable on torch tensors) for the parity check."""
+    if fmt == "onnx":
+        from .onnx_model import OnnxError, OnnxRunner, write_onnx
+
+        try:
+            write_onnx(module, example_inputs(2, h, w), out, {"height": h, "width": w, **meta})
+            return OnnxRunner(out)
+        except OnnxError as e:
+            raise ExportError(str(e)) from None
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The model's input-size checks are Python conditions on shapes; tracing fixes them for this
+        # input size, which is the model's only valid one (the check below covers batch sizes).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, example_inputs(2, h, w), check_trace=False)
+    traced.save(str(out))
+    return torch.jit.load(str(out), map_location="cpu")
+
+
 def export_model(
     source: str,
     out: str | Path,
@@ -75,20 +96,15 @@ def export_model(
     from ..tracking.model_logging import embedding_model_from_checkpoint
 
     if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r} (available: {', '.join(FORMATS)}; ONNX needs the onnx package)")
+        raise ExportError(f"unknown format {fmt!r} (available: {', '.join(FORMATS)})")
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="mscm-export-") as scratch:
         module, cfg, _ = embedding_model_from_checkpoint(checkpoint_for(source, scratch, tracking_uri))
     h, w = cfg.data.height, cfg.data.width
-    with torch.inference_mode(), warnings.catch_warnings():
-        # The model's input-size checks are Python conditions on shapes; tracing fixes them for this
-        # input size, which is the model's only valid one (the check below covers batch sizes).
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(module, example_inputs(2, h, w), check_trace=False)
     out.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(out))
     try:
-        diff = max_difference(torch.jit.load(str(out), map_location="cpu"), module, h, w)
+        exported = _write(fmt, module, h, w, out, {"source": source, "feature": cfg.eval.feature})
+        diff = max_difference(exported, module, h, w)
         if not diff <= tolerance:
             raise ExportError(
                 f"{out}: the exported model differs from the PyTorch model by {diff:.3g} "

@@ -159,6 +159,14 @@ class Embedder:
 
 
 def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
+    if source.lower().endswith(".onnx") and Path(source).is_file():  # ONNX Runtime, no torch model code
+        from .onnx_model import OnnxError, OnnxRunner
+
+        try:
+            runner = OnnxRunner(source)
+        except OnnxError as e:
+            raise ModelSourceError(str(e)) from None
+        return Embedder(runner, runner.height, runner.width, source)
     if is_checkpoint_dir(source):
         from ..tracking.model_logging import embedding_model_from_checkpoint
 
@@ -166,8 +174,8 @@ def load_embedder(source: str, tracking_uri: str | None = None) -> Embedder:
         return Embedder(module, cfg.data.height, cfg.data.width, source)
     if not source.startswith(("models:/", "runs:/")):
         raise ModelSourceError(
-            f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}) nor an MLflow "
-            "model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)"
+            f"{source!r} is neither a checkpoint folder (with {MODEL_FILE}), an .onnx file from mscm export, nor an "
+            "MLflow model URI (models:/<name>@<alias>, models:/<name>/<version>, runs:/...)"
         )
     import mlflow
 
