@@ -60,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="decoded-image cache (default: data.cache_dir of the checkpoint)")
     p.add_argument("--json", metavar="OUT", help="write the results (every trial) as JSON")
     p.add_argument("--cmc-plot", metavar="OUT.png", help="write the CMC curves as a PNG")
+    p.add_argument(
+        "--rerank",
+        action="store_true",
+        default=None,
+        help="also rank with k-reciprocal re-ranking (eval.rerank_k1/k2/lambda; results named rerank/<protocol>)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
 
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         cache_dir=args.cache_dir,
+        rerank=args.rerank,
         progress=not args.quiet,
     )
     report = evaluate_checkpoints(args.checkpoint, options)

@@ -160,6 +160,12 @@ class EvalConfig:
     batch_size: int = spec(64, ge=1)
     selection_metric: Metric = spec("mAP", doc="metric that picks the best checkpoint")
     latency_runs: int = spec(10, ge=0, doc="batch-1 inference runs timed once per run (latency_ms); 0 = off")
+    # k-reciprocal re-ranking (Zhong et al., CVPR 2017; mscm.eval.rerank): extra results named rerank/<protocol>
+    # beside the plain ones, never instead of them. The paper's settings: k1 20, k2 6, lambda 0.3.
+    rerank: bool = spec(False, doc="also rank with k-reciprocal re-ranking (results rerank/<protocol>)")
+    rerank_k1: int = spec(20, ge=1)
+    rerank_k2: int = spec(6, ge=1)
+    rerank_lambda: float = spec(0.3, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class EvalOptions:
     device: str | None = None
     precision: str | None = None
     cache_dir: str | None = None
+    rerank: bool | None = None
     progress: bool = True
 
     def settings(self, cfg: RunConfig) -> EvalConfig:
@@ -54,6 +55,7 @@ class EvalOptions:
             "feature": self.feature,
             "gallery_mode": self.gallery_mode,
             "precision": self.precision,
+            "rerank": self.rerank,
         }
         overrides = {k: v for k, v in chosen.items() if v is not None}
         if not overrides:

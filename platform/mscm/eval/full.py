@@ -24,6 +24,7 @@ from ..datasets.spec import ProtocolSpec
 from ..errors import UsageError
 from .features import IndexedImages, features_for_eval
 from .protocols import candidates, check_dataset
+from .rerank import RERANK_PREFIX, RerankSettings
 from .result import EvalResult
 from .runner import evaluate_protocol
 from .test_images import TestImages
@@ -117,22 +118,25 @@ def rank_protocols(features: TestFeatures, dataset: VIReIDDataset, request: Eval
     if spec.per_split and request.split is None:
         raise ValueError(f"{spec.title}: the request needs the split (one model per split) the dataset was read with")
     out = {}
+    settings = request.settings
     for name in features.protocols:
         protocol = get_protocol(name)
         pool = candidates(protocol, dataset)
         drawn, flip = protocol.drawn_gallery, features.flips[name]
-        out[name] = evaluate_protocol(
-            name,
-            dataset,
-            features.of(protocol.query_modality, flip, pool.query),
-            features.of(protocol.gallery_modality, flip, pool.gallery),
-            trials=request.settings.trials if drawn else [request.split if spec.per_split else 0],
-            gallery_mode=request.settings.gallery_mode if drawn else "single",
+        common = dict(
+            trials=settings.trials if drawn else [request.split if spec.per_split else 0],
+            gallery_mode=settings.gallery_mode if drawn else "single",
             feature=features.feature,
             flip=flip,
             pool=pool,
             progress=request.progress,
         )
+        query = features.of(protocol.query_modality, flip, pool.query)
+        gallery = features.of(protocol.gallery_modality, flip, pool.gallery)
+        out[name] = evaluate_protocol(name, dataset, query, gallery, **common)
+        if settings.rerank:  # under its own name: the plain numbers stay those the paper reports
+            rerank = RerankSettings(settings.rerank_k1, settings.rerank_k2, settings.rerank_lambda)
+            out[f"{RERANK_PREFIX}{name}"] = evaluate_protocol(name, dataset, query, gallery, **common, rerank=rerank)
     return out
 
 

@@ -11,7 +11,16 @@ from typing import Any
 
 from ..datasets import get_protocol
 from .full import check_combinable, combine_regdb_splits
+from .rerank import RERANK_PREFIX
 from .result import EvalResult, format_paper_table, format_table, plot_cmc
+
+
+def result_label(name: str) -> str:
+    """A protocol's label; re-ranked results say so."""
+    if name.startswith(RERANK_PREFIX):
+        return f"{get_protocol(name[len(RERANK_PREFIX) :]).label}, re-ranked (k-reciprocal)"
+    return get_protocol(name).label
+
 
 REPORT_FORMAT = "mscm.eval.report"
 REPORT_VERSION = 1
@@ -30,9 +39,7 @@ class Report:
     def table(self) -> str:
         """The papers' layout (means), then every setting with mean ± std over its trials."""
         paper = format_paper_table([(self.name, list(self.results.values()))])
-        detail = format_table(
-            [(get_protocol(name).label, r) for name, r in self.results.items()], label_header="Setting"
-        )
+        detail = format_table([(result_label(name), r) for name, r in self.results.items()], label_header="Setting")
         return f"{paper}\n\n{detail}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,7 +75,7 @@ class Report:
         return path
 
     def plot_cmc(self, path: str | Path) -> Path:
-        return plot_cmc([(get_protocol(name).label, r) for name, r in self.results.items()], path)
+        return plot_cmc([(result_label(name), r) for name, r in self.results.items()], path)
 
 
 def merge_reports(reports: Sequence[Report]) -> Report:

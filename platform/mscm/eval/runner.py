@@ -26,6 +26,7 @@ from .protocols import (
     trial_ids,
     trial_split,
 )
+from .rerank import RerankSettings, rerank_distances
 from .result import EvalResult, TrialResult
 from .scores import QueryScores
 
@@ -66,6 +67,7 @@ def evaluate_protocol(
     pool: Candidates | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: bool = False,
+    rerank: RerankSettings | None = None,
 ) -> EvalResult:
     """Metrics of ``protocol`` over ``trials`` from features of its candidate records.
 
@@ -73,6 +75,7 @@ def evaluate_protocol(
     ``.gallery`` (pass ``pool`` if you computed it). ``feature``/``flip`` only label the result.
     Drawn galleries (SYSU, LLCM) share one distance matrix between the queries and the union of the
     trials' galleries when it fits in ``memory_budget``, so ten trials cost about one matrix product.
+    ``rerank``: rank each trial by k-reciprocal re-ranked distances (:mod:`mscm.eval.rerank`) instead.
     RegDB has one split per dataset object: its single trial is numbered by ``trials`` (pass the
     split number).
     """
@@ -84,19 +87,25 @@ def evaluate_protocol(
     q_row, g_row = _row_of(len(q_records), pool.query), _row_of(len(g_records), pool.gallery)
     folders = GalleryFolders(g_records, spec.gallery_cams) if spec.drawn_gallery else None
     splits = [trial_split(spec, dataset, t, gallery_mode, pool, folders) for t in trial_ids(spec, trials)]
-    scores = _score_splits(
-        splits,
-        query_features,
-        gallery_features,
-        q_row,
-        g_row,
-        _pids_cams(q_records),
-        _pids_cams(g_records),
-        spec.removal,
-        memory_budget,
-        progress,
-        spec.name,
-    )
+    q_info, g_info = _pids_cams(q_records), _pids_cams(g_records)
+    if rerank is not None:
+        bar = tqdm(splits, desc=f"{spec.name} re-ranking", disable=not progress, leave=False)
+        rows = ((query_features, gallery_features), (q_row, g_row), (q_info, g_info))
+        scores = [_reranked(s, rerank, *rows, spec.removal) for s in bar]
+    else:
+        scores = _score_splits(
+            splits,
+            query_features,
+            gallery_features,
+            q_row,
+            g_row,
+            q_info,
+            g_info,
+            spec.removal,
+            memory_budget,
+            progress,
+            spec.name,
+        )
     results = [
         TrialResult.from_metrics(split.trial, summarize(s, cmc=spec.cmc, max_rank=max_rank))  # type: ignore[arg-type]
         for split, s in zip(splits, scores)
@@ -110,6 +119,14 @@ def evaluate_protocol(
         cmc_kind=spec.cmc,
         trials=results,
     )
+
+
+def _reranked(split: TrialSplit, settings: RerankSettings, feats: tuple, rows: tuple, info: tuple, removal: str):
+    """One trial's queries and gallery re-ranked together (the gallery differs per draw)."""
+    (qf, gf), (q_row, g_row), ((q_pids, q_cams), (g_pids, g_cams)) = feats, rows, info
+    distmat = rerank_distances(qf[q_row[split.query]].cpu(), gf[g_row[split.gallery]].cpu(), settings)
+    q, g = split.query, split.gallery
+    return score_distmat(distmat, q_pids[q], g_pids[g], q_cams=q_cams[q], g_cams=g_cams[g], removal=removal)
 
 
 def _score_splits(
