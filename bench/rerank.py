@@ -44,8 +44,8 @@ def main() -> None:
     for size in args.gallery or [301, 3010]:
         q = torch.nn.functional.normalize(torch.randn(QUERIES, args.dim, generator=g), dim=1)
         gal = torch.nn.functional.normalize(torch.randn(size, args.dim, generator=g), dim=1)
-        plain = best_of(args.repeats, lambda: distances(q, gal))
-        reranked = best_of(args.repeats, lambda: rerank_distances(q, gal, RerankSettings()))
+        plain = best_of(args.repeats, lambda q=q, gal=gal: distances(q, gal))
+        reranked = best_of(args.repeats, lambda q=q, gal=gal: rerank_distances(q, gal, RerankSettings()))
         print(f"{size:>8} {plain:>9.3f} {reranked:>12.2f} {reranked / plain:>8.0f} {(QUERIES + size) ** 2:>11,}")
 
 
