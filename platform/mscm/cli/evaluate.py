@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also rank with k-reciprocal re-ranking (eval.rerank_k1/k2/lambda; results named rerank/<protocol>)",
     )
+    p.add_argument(
+        "--ranked-lists",
+        type=int,
+        default=0,
+        metavar="K",
+        help="write a PNG grid per protocol: lowest-AP queries first, then a sample, each with its top-K",
+    )
+    p.add_argument("--ranked-dir", metavar="DIR", help="folder for --ranked-lists (required with it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
 
@@ -73,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..eval.checkpoint_eval import EvalOptions, evaluate_checkpoints
 
+    if args.ranked_lists < 0 or (args.ranked_lists and not args.ranked_dir):
+        print("mscm evaluate: error: --ranked-lists K needs K >= 1 and --ranked-dir DIR", file=sys.stderr)
+        return 2
     options = EvalOptions(
         dataset_root=args.dataset,
         layout=args.layout,
@@ -86,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         cache_dir=args.cache_dir,
         rerank=args.rerank,
+        ranked_lists=args.ranked_lists,
+        ranked_dir=args.ranked_dir,
         progress=not args.quiet,
     )
     report = evaluate_checkpoints(args.checkpoint, options)

@@ -16,7 +16,7 @@ from ..datasets import get_dataset, get_protocol
 from ..datasets.records import VIReIDDataset
 from ..errors import UsageError
 from .features import eval_amp_dtype
-from .full import EvalRequest, check_combinable, evaluate_protocols, full_protocols
+from .full import EvalRequest, check_combinable, extract_test_features, full_protocols, rank_protocols
 from .report import Report, merge_reports
 from .test_images import open_test_images
 
@@ -43,6 +43,8 @@ class EvalOptions:
     precision: str | None = None
     cache_dir: str | None = None
     rerank: bool | None = None
+    ranked_lists: int = 0  # top-K of the ranked-list grids (0: none), written under ranked_dir
+    ranked_dir: str | None = None
     progress: bool = True
 
     def settings(self, cfg: RunConfig) -> EvalConfig:
@@ -119,7 +121,15 @@ def evaluate_checkpoint(checkpoint: str | Path, options: EvalOptions = EvalOptio
         skip_corrupt=cfg.data.skip_corrupt,
         progress=options.progress,
     )
-    results = evaluate_protocols(model, images, request)
+    features = extract_test_features(model, images, request)
+    results = rank_protocols(features, images.dataset, request)
+    if options.ranked_lists > 0:
+        from .ranked_lists import write_ranked_lists
+
+        for name in features.protocols:
+            path = Path(options.ranked_dir or ".", f"ranked-{name}.png")
+            write_ranked_lists(features, images, request, name, path, k=options.ranked_lists)
+            print(f"wrote {path}")
     provenance = {"checkpoint": str(Path(checkpoint).absolute()), "epoch": int(payload.get("epoch", -1))}
     for r in results.values():
         r.extra.update(provenance, run_name=cfg.name)
