@@ -40,6 +40,16 @@ def undecodable_png(width: int = 32, height: int = 64) -> bytes:
     return bytes(data)
 
 
+def _tracebacks_other_than_rays_ignorable_ones(output: str) -> list[str]:
+    """Traceback lines, less those Ray prints for its own transient hiccups that it says are "safe to
+    ignore" (seen with the CPUs saturated: the Train controller's resource request timed out once)."""
+    lines, found = output.splitlines(), []
+    for n, line in enumerate(lines):
+        if "Traceback" in line and not (n and "safe to ignore" in lines[n - 1]):
+            found.append(line)
+    return found
+
+
 def test_undecodable_image_in_a_worker_is_not_retried_and_reported_once(tmp_path_factory, tmp_path):
     from mscm.preflight.images import image_problem
 
@@ -87,6 +97,6 @@ def test_undecodable_image_in_a_worker_is_not_retried_and_reported_once(tmp_path
         f"mscm train: error: cannot read image {image}: OSError: broken data stream when reading image file"
     ], output
     assert "hint: --set data.skip_corrupt=true" in proc.stderr
-    assert "Traceback" not in output, output
+    assert not _tracebacks_other_than_rays_ignorable_ones(output), output
     assert output.count("not retried") == 1, output  # one attempt: max_failures=3 did not apply
     assert "RETRY" not in output, output
