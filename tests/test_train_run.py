@@ -77,7 +77,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_a_loadable_model(run):
         return {a.path for a in client.list_artifacts(outcome.run_id, path)}
 
     assert "config/run.yaml" in names("config")
-    assert {"evaluation/eval.json", "evaluation/cmc.png"} <= names("evaluation")
+    assert {"evaluation/eval.json", "evaluation/cmc.png", "evaluation/ranked-lists.png"} <= names("evaluation")
     assert "evaluation/final/eval.json" in names("evaluation/final")
     assert names("best_checkpoint") == set()  # the weights are in MLflow once: the logged model
     final = json.loads(open(client.download_artifacts(outcome.run_id, "evaluation/final/eval.json")).read())

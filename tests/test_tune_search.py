@@ -200,6 +200,8 @@ def test_every_trial_has_one_nested_mlflow_run_with_its_status(search):
         assert r.data.tags.get("model_uri", "").startswith("models:/")
         names = {a.path for a in client.list_artifacts(r.info.run_id, "evaluation")}
         assert "evaluation/cmc.png" in names
+        # every trial's kept evaluation, so the search's best one too: its ranked lists (eval.ranked_lists)
+        assert {"evaluation/ranked-lists.png", "evaluation/ranked-lists.json"} <= names
 
 
 def test_trial_runs_follow_the_metric_schema_and_record_their_dataset(search):

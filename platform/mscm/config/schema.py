@@ -162,6 +162,9 @@ class EvalConfig:
     latency_runs: int = spec(10, ge=0, doc="batch-1 inference runs timed once per run (latency_ms); 0 = off")
     # k-reciprocal re-ranking (Zhong et al., CVPR 2017; mscm.eval.rerank): extra results named rerank/<protocol>
     # beside the plain ones, never instead of them. The paper's settings: k1 20, k2 6, lambda 0.3.
+    ranked_lists: int = spec(
+        10, ge=0, doc="top-K of the ranked-list grid drawn with each evaluation a run keeps (0 = none)"
+    )
     rerank: bool = spec(False, doc="also rank with k-reciprocal re-ranking (results rerank/<protocol>)")
     rerank_k1: int = spec(20, ge=1)
     rerank_k2: int = spec(6, ge=1)

@@ -179,12 +179,12 @@ def log_best_checkpoint(run, path: str, step: int, *, log_model: bool = True) ->
     (:func:`run_summary`), the evaluation files and the inference model, its one copy of the weights in
     MLflow. Returns the tags to set: the checkpoint's path, and a model logging error if there was one."""
     from ..checkpoint import read_metrics
-    from ..train.report_keys import CMC_FILE, EVAL_FILE
+    from ..train.report_keys import CMC_FILE, EVAL_FILE, RANKED_FILE
     from .contract import MODEL_ERROR_TAG
 
     tags = {CHECKPOINT_TAG: path}
     run.log_metrics(run_summary(read_metrics(path)), step=step)
-    for name in (EVAL_FILE, CMC_FILE):
+    for name in (EVAL_FILE, CMC_FILE, RANKED_FILE, RANKED_FILE.replace(".png", ".json")):
         if os.path.exists(os.path.join(path, name)):
             run.log_artifact(os.path.join(path, name), "evaluation")
     if log_model:

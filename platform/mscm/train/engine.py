@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..data.augment import QuadAugment
 from ..data.cache import ImageCache
 from ..data.loader import build_train_loader
 from ..eval.features import eval_amp_dtype
-from ..eval.full import EvalRequest, evaluate_protocols
+from ..eval.full import EvalRequest, extract_test_features, rank_protocols
 from ..eval.result import EvalResult
 from ..eval.test_images import TestImages, open_test_images
 from ..losses import MSCMLoss
@@ -101,6 +102,7 @@ class Engine:
         progress: bool = False,
     ):
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.last_evaluation: tuple | None = None  # (features, request) of the latest evaluate()
         self.device = torch.device(device)
         self.on_gpu = self.device.type == "cuda"
         apply_determinism(cfg.train)
@@ -261,7 +263,19 @@ class Engine:
             device=self.device,
             amp_dtype=eval_amp_dtype(cfg.eval, self.device),
         )
-        return evaluate_protocols(self.module, self.test_images(), request)[cfg.eval.protocol]
+        features = extract_test_features(self.module, self.test_images(), request)
+        self.last_evaluation = (features, request)  # for the ranked lists drawn beside the checkpoint
+        return rank_protocols(features, self.test_images().dataset, request)[cfg.eval.protocol]
+
+    def write_ranked_lists(self, path: Path) -> Path | None:
+        """The last evaluation's ranked lists (``eval.ranked_lists`` = K; 0: none) as ``path``."""
+        from ..eval.ranked_lists import write_ranked_lists
+
+        if not self.cfg.eval.ranked_lists or self.last_evaluation is None:
+            return None
+        features, request = self.last_evaluation
+        name = self.cfg.eval.protocol
+        return write_ranked_lists(features, self.test_images(), request, name, path, k=self.cfg.eval.ranked_lists)
 
     def update_best(self, score: float, metrics: dict[str, float]) -> bool:
         if score > self.best["score"]:

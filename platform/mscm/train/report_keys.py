@@ -10,6 +10,7 @@ SCORE_KEY = "selection_score"
 FAILURE_KEY = "failure"
 EVAL_FILE = "eval.json"
 CMC_FILE = "cmc.png"
+RANKED_FILE = "ranked-lists.png"  # the evaluated protocol's ranked lists (eval.ranked_lists), rows in .json
 RETRIES_KEY = "trial/retries"  # times the run was started again after losing workers (fit_retrying)
 RETRY_REASON_KEY = "trial/retry_reason"  # why, the last time
 

@@ -25,7 +25,7 @@ from ..model.cost import inference_latency_ms, inference_parameters
 from .engine import Engine, NonFiniteLossError
 from .failures import quiet_expected_errors
 from .node_metrics import NodeSampler, gather_node_metrics, node_label
-from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, SCORE_KEY
+from .report_keys import CMC_FILE, EVAL_FILE, FAILURE_KEY, RANKED_FILE, SCORE_KEY
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -177,6 +177,7 @@ def run_epochs(
                 if result is not None:
                     Path(tmp, EVAL_FILE).write_text(json.dumps(result.to_dict(), indent=2))
                     result.plot_cmc(Path(tmp, CMC_FILE), label=f"{cfg.name} epoch {engine.epoch}")
+                    engine.write_ranked_lists(Path(tmp, RANKED_FILE))
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
         last_report_s = time.perf_counter() - report_start
