@@ -48,6 +48,7 @@ LAZY_UPWARD = {
     ("train", "raycluster"),
     ("train", "tracking"),
     ("registry", "preflight"),
+    ("registry", "model"),  # mscm import-authors: the authors' key names, and the network that takes them
     ("tune", "preflight"),
 }
 

@@ -119,3 +119,30 @@ def test_a_store_that_never_returns_ends_in_tracking_pending_and_mscm_sync_sends
         assert r.info.status == "FINISHED" and r.data.metrics["loss"] == 0.5
     finally:
         server.stop()
+
+
+def test_a_file_copy_leaves_the_spool_once_its_upload_is_sent(tmp_path):
+    """The spool keeps a copy of each file a record uploads until the store has it, then drops it: a long
+    search's spool does not hold every evaluation picture twice."""
+    from mlflow import MlflowClient
+
+    from mscm.tracking.mlflow_run import RunLogger
+    from mscm.tracking.spool import FILES, Spool
+    from mscm.tracking.spooled_run import SpooledRun, writer_for
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spool = Spool(tmp_path / "spool")
+    parent = RunLogger(uri, "spool-files", run_name="search")
+    writer = writer_for(spool, uri)
+    run = SpooledRun(
+        spool, writer, "t00", experiment="spool-files", run_name="t00", parent_run_id=parent.run_id, tags={}
+    )
+    picture = tmp_path / "ranked-lists.png"
+    picture.write_bytes(b"\x89PNG not really" * 100)
+    run.log_artifact(str(picture), "evaluation")
+    assert len(list((tmp_path / "spool" / FILES).iterdir())) == 1  # queued: the copy is what will be sent
+    writer.send_all()
+    assert not list((tmp_path / "spool" / FILES).iterdir())
+    run_id = spool.runs()["t00"]
+    assert [a.path for a in MlflowClient(uri).list_artifacts(run_id, "evaluation")] == ["evaluation/ranked-lists.png"]
+    parent.end()

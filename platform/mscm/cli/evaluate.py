@@ -61,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="decoded-image cache (default: data.cache_dir of the checkpoint)")
     p.add_argument("--json", metavar="OUT", help="write the results (every trial) as JSON")
     p.add_argument("--cmc-plot", metavar="OUT.png", help="write the CMC curves as a PNG")
+    _add_extras(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run)
+
+
+def _add_extras(p: argparse.ArgumentParser) -> None:
+    """Re-ranking and ranked lists: extra results and pictures beside the plain evaluation."""
     p.add_argument(
         "--rerank",
         action="store_true",
@@ -75,8 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a PNG grid per protocol: lowest-AP queries first, then a sample, each with its top-K",
     )
     p.add_argument("--ranked-dir", metavar="DIR", help="folder for --ranked-lists (required with it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from .metrics import distances, removal_mask, score_distmat
 from .protocols import GalleryFolders, candidates, records_of, trial_split
 from .test_images import TestImages
 
-TILE_H = 128  # display height of one image
+TILE_H = 112  # display height of one image
 FRAME = 4
 COLOURS = {"query": (40, 90, 220), True: (30, 160, 60), False: (210, 40, 40)}
 _MOD = {Modality.VISIBLE: "VIS", Modality.INFRARED: "IR"}
@@ -106,7 +106,7 @@ def _draw(rows: list[Row], images: TestImages, name: str, k: int, path: Path) ->
     for y, row in enumerate(lines):
         for x, tile in enumerate(row):
             grid.paste(tile, (6 + x * (tw + 6) + (12 if x else 0), 24 + y * (th + 6)))
-    grid.save(path)
+    grid.save(path, optimize=True)
 
 
 def write_ranked_lists(

@@ -90,22 +90,11 @@ def evaluate_protocol(
     q_info, g_info = _pids_cams(q_records), _pids_cams(g_records)
     if rerank is not None:
         bar = tqdm(splits, desc=f"{spec.name} re-ranking", disable=not progress, leave=False)
-        rows = ((query_features, gallery_features), (q_row, g_row), (q_info, g_info))
-        scores = [_reranked(s, rerank, *rows, spec.removal) for s in bar]
+        parts = ((query_features, gallery_features), (q_row, g_row), (q_info, g_info))
+        scores = [_reranked(s, rerank, *parts, spec.removal) for s in bar]
     else:
-        scores = _score_splits(
-            splits,
-            query_features,
-            gallery_features,
-            q_row,
-            g_row,
-            q_info,
-            g_info,
-            spec.removal,
-            memory_budget,
-            progress,
-            spec.name,
-        )
+        rows = (splits, query_features, gallery_features, q_row, g_row, q_info, g_info, spec.removal)
+        scores = _score_splits(*rows, memory_budget, progress, spec.name)
     results = [
         TrialResult.from_metrics(split.trial, summarize(s, cmc=spec.cmc, max_rank=max_rank))  # type: ignore[arg-type]
         for split, s in zip(splits, scores)

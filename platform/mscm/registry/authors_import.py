@@ -20,7 +20,6 @@ import torch
 
 from ..checkpoint import CheckpointError, load_state_strict, save_checkpoint, state_dict_sha256
 from ..errors import RegistryError
-from ..model.authors_weights import AuthorsKeyError, convert, dropped_summary
 from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI, TAG_CONFIG, TAG_DATASET, TAG_MODEL_SHA
 from .settings import ALIAS_CHAMPION
 from .source import file_sha256
@@ -49,6 +48,8 @@ class ImportReport:
     alias: str | None = None
 
     def message(self) -> str:
+        from ..model.authors_weights import dropped_summary
+
         lines = [
             f"wrote {self.out}: {self.dataset} model, {self.num_classes} classes, epoch {self.epoch}, "
             f"weights SHA-256 {self.checkpoint_sha256[:12]}",
@@ -102,6 +103,7 @@ def import_authors(source: str | Path, out: str | Path, *, recipe: str = "sysu")
     """Convert ``source`` into an mscm checkpoint folder ``out`` (which must not hold one yet)."""
     from ..config import dump_yaml, load_run_config
     from ..model import build_model
+    from ..model.authors_weights import AuthorsKeyError, convert
 
     source, out = Path(source), Path(out)
     if (out / "model.pt").exists():

@@ -2,7 +2,8 @@
 
 One folder per search (:func:`spool_dir`): ``writes.jsonl`` holds one JSON record per write, in the order
 they were made; ``sent`` holds how many of them the store has taken; ``files/`` holds copies of the
-files a record will upload (so a record stays valid after Ray removes a trial's folder); ``runs.json``
+files a record will upload (so a record stays valid after Ray removes a trial's folder), each removed once
+its record is sent; ``runs.json``
 maps each record's run key (a trial id) to its MLflow run id once the run exists.
 
 Appending is a write and a flush of one line: the Tune callbacks that append never wait for the
@@ -98,7 +99,14 @@ class Spool:
         return int(path.read_text()) if path.exists() else 0
 
     def mark_sent(self, count: int) -> None:
+        """``count`` records are in the store; the file copies of those just sent are not needed again."""
+        before = self.sent()
         _atomic_write(self.folder / SENT, str(count))
+        with self._lock:
+            done = self._records[before:count]
+        for r in done:  # after the count is on disk: a crash in between leaves a copy, never a missing one
+            if r.get("file"):
+                (self.folder / FILES / r["file"]).unlink(missing_ok=True)
 
     def pending(self) -> int:
         with self._lock:
