@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, load_state_strict, save_checkpoint, state_dict_sha256
+from ..checkpoint import CheckpointError, checkpoint_files, load_state_strict, save_checkpoint, state_dict_sha256
 from ..errors import RegistryError
 from .describe import TAG_CHECKPOINT_SHA, TAG_CHECKPOINT_URI, TAG_CONFIG, TAG_DATASET, TAG_MODEL_SHA
 from .settings import ALIAS_CHAMPION
@@ -154,6 +154,7 @@ def register_import(
     ``name`` with the tags promotion reads (so promotion can re-evaluate it as a champion) and its provenance."""
     from mlflow import MlflowClient
 
+    from ..tracking.contract import KIND_IMPORT, KIND_TAG
     from ..tracking.mlflow_run import get_or_create_experiment, resolve_tracking_uri
     from ..tracking.model_logging import log_embedding_model
     from .promote import _ensure_registered_model
@@ -164,11 +165,11 @@ def register_import(
     exp_id = get_or_create_experiment(client, IMPORT_EXPERIMENT, uri, artifact_location)
     source_sha = file_sha256(report.source)
     provenance = {TAG_ORIGIN: ORIGIN, TAG_SOURCE_FILE: report.source.name, TAG_SOURCE_SHA: source_sha}
-    run = client.create_run(exp_id, run_name=f"import-{report.source.stem}", tags={"mscm.kind": "import", **provenance})
+    run = client.create_run(exp_id, run_name=f"import-{report.source.stem}", tags={KIND_TAG: KIND_IMPORT, **provenance})
     run_id = run.info.run_id
     status = "FAILED"
     try:
-        for f in sorted(report.out.iterdir()):
+        for f in checkpoint_files(report.out):  # the weights and metrics, as promotion logs them
             client.log_artifact(run_id, str(f), "checkpoint")
         client.log_text(run_id, json.dumps(report.authors_metrics, indent=2), "authors_metrics.json")
         model_uri = log_embedding_model(uri, run_id, report.out)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Run tags
-KIND_TAG = "mscm.kind"  # search | train | promotion
+KIND_TAG = "mscm.kind"  # search | train | promotion | import
 SEARCH_TAG = "mscm.search"  # the search's name, on its parent run
 TRIAL_TAG = "ray_trial_id"  # a trial run's Ray Tune trial id
 STATUS_TAG = "mscm.trial_status"  # completed | stopped_early | failed | interrupted
@@ -29,7 +29,7 @@ SPLIT_TAG = "mscm.eval_split"
 CONFIRM_TAG = "mscm.confirm_of"
 SEED_TAG = "mscm.seed"
 
-KIND_SEARCH, KIND_TRAIN, KIND_PROMOTION = "search", "train", "promotion"
+KIND_SEARCH, KIND_TRAIN, KIND_PROMOTION, KIND_IMPORT = "search", "train", "promotion", "import"
 
 # Experiment tag that makes MLflow 3's UI open on training runs instead of its GenAI overview.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
