@@ -108,10 +108,10 @@ def mscm_step(
 
 
 def reference_step(backbone: str, h: int, w: int, batch: int, device: torch.device) -> Step:
-    from mscm.model.backbone import BUILDERS
+    import torchvision.models
 
     model = (
-        BUILDERS[backbone](weights=None, num_classes=NUM_CLASSES)
+        getattr(torchvision.models, backbone)(weights=None, num_classes=NUM_CLASSES)
         .to(device)
         .train()
         .to(memory_format=torch.channels_last)

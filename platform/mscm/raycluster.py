@@ -111,11 +111,17 @@ def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: i
     from ray.util import get_node_ip_address
 
     use_local_train_poll()
-    previous = os.environ.get(GCS_PORT_ENV)
-    port = int(previous) if previous else _unused_port()  # chosen here: the workers are told it first
-    os.environ[GCS_PORT_ENV] = str(port)
+    port = int(os.environ.get(GCS_PORT_ENV) or 0) or _unused_port()  # chosen here: the workers are told it
+    # The workers learn their cluster from the environment they inherit from the raylet, which starts here:
+    # set for the start only (a job runtime_env would do the same, but every worker would then start through
+    # Ray's setup_worker.py, about twice the CPU per actor: docs/benchmarks.md). address="local" makes
+    # ray.init start a new Ray rather than join the RAY_ADDRESS it sees.
+    told = {GCS_PORT_ENV: str(port), "RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}
+    previous = {name: os.environ.get(name) for name in told}
+    os.environ.update(told)
     try:
         ray.init(
+            address="local",
             num_cpus=num_cpus,
             object_store_memory=object_store_mb * 1024 * 1024,
             resources={DRIVER_RESOURCE: driver_slots},
@@ -123,13 +129,13 @@ def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: i
             dashboard_host="127.0.0.1",
             logging_level="WARNING",
             log_to_driver=log_to_driver,
-            runtime_env=workers_know_their_cluster(f"{get_node_ip_address()}:{port}"),
         )
     finally:
-        if previous is None:
-            os.environ.pop(GCS_PORT_ENV, None)
-        else:
-            os.environ[GCS_PORT_ENV] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def ray_logs_dir() -> str:

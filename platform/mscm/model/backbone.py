@@ -1,4 +1,4 @@
-"""The ResNet pieces of MSCMNet, taken from torchvision (``weights=None``; nothing is downloaded):
+"""The ResNet pieces of MSCMNet (:mod:`mscm.model.resnet`, torchvision's layout; nothing is downloaded):
 per-stream stems and the shared layer1-layer4 trunk (docs/model.md, "The network")."""
 
 from __future__ import annotations
@@ -7,10 +7,8 @@ import copy
 
 import torch
 from torch import nn
-from torchvision.models import resnet18, resnet50
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-BUILDERS = {"resnet50": resnet50, "resnet18": resnet18}
+from .resnet import STAGES, BasicBlock, Bottleneck, ResNet, resnet
 
 # Blocks followed by a non-local block when the config says null (docs/model.md, "The network"). ResNet-50 is
 # AGW's placement (the last 2 blocks of layer2, the last 3 of layer3). ResNet-18 has only two blocks per
@@ -22,11 +20,9 @@ DEFAULT_NON_LOCAL: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 
 
 def build_resnet(backbone: str) -> ResNet:
-    try:
-        builder = BUILDERS[backbone]
-    except KeyError:
-        raise ValueError(f"unknown backbone {backbone!r} (choose from {sorted(BUILDERS)})") from None
-    return builder(weights=None)
+    if backbone not in STAGES:
+        raise ValueError(f"unknown backbone {backbone!r} (choose from {sorted(STAGES)})")
+    return resnet(backbone)
 
 
 def out_channels(stage: nn.Sequential) -> int:
