@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from .environ import temporary_env
+
 # Custom resource that trial drivers reserve a sliver of instead of a CPU: a driver does no compute,
 # and on a 2-core box 1 driver + 2 one-CPU workers must fit (docs/stack.md 2.2, pitfall P2).
 DRIVER_RESOURCE = "TRAIN_DRIVER_RESOURCE"
@@ -116,10 +118,8 @@ def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: i
     # set for the start only (a job runtime_env would do the same, but every worker would then start through
     # Ray's setup_worker.py, about twice the CPU per actor: docs/benchmarks.md). address="local" makes
     # ray.init start a new Ray rather than join the RAY_ADDRESS it sees.
-    told = {GCS_PORT_ENV: str(port), "RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}
-    previous = {name: os.environ.get(name) for name in told}
-    os.environ.update(told)
-    try:
+    address = f"{get_node_ip_address()}:{port}"
+    with temporary_env(GCS_PORT_ENV, str(port)), temporary_env("RAY_ADDRESS", address):
         ray.init(
             address="local",
             num_cpus=num_cpus,
@@ -130,12 +130,6 @@ def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: i
             logging_level="WARNING",
             log_to_driver=log_to_driver,
         )
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def ray_logs_dir() -> str:

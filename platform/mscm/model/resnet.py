@@ -14,11 +14,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Blocks per stage (the paper's Table 1) and the block type of each depth.
-STAGES: dict[str, tuple[str, tuple[int, int, int, int]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-}
 IMAGENET_CLASSES = 1000  # the classifier that torchvision's files hold (unused by MSCMNet, kept for the names)
 
 
@@ -77,7 +72,11 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
+# The block type and blocks per stage of each depth (the paper's Table 1).
+STAGES: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
 
 
 class ResNet(nn.Module):
@@ -96,7 +95,9 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, IMAGENET_CLASSES)
-        for m in self.modules():  # He initialisation of every conv, BN as identity (the paper's section 3.4)
+        for (
+            m
+        ) in self.modules():  # He et al. 2015's init for every conv (the paper's section 3.4); BN starts as identity
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
@@ -122,5 +123,5 @@ class ResNet(nn.Module):
 
 def resnet(depth: str) -> ResNet:
     """A randomly initialised ``"resnet18"`` or ``"resnet50"``."""
-    kind, layers = STAGES[depth]
-    return ResNet(BLOCKS[kind], layers)
+    block, layers = STAGES[depth]
+    return ResNet(block, layers)
