@@ -64,3 +64,26 @@ def test_a_left_behind_cluster_address_is_joined_only_while_its_gcs_answers(tmp_
         write_ray_address(address)
         assert _local_cluster_running()  # a live address: join it
     assert not _local_cluster_running()  # the same file, nothing listening: start a local Ray
+
+
+def test_a_local_rays_trials_start_no_preemption_watcher_unless_the_user_asks(local_ray):
+    """Nothing drains the one node of a local Ray, so Ray Train's PreemptionWatcher actor is off for the
+    Train runs of its trials (read as Ray Train reads it, in an actor); the driver's own environment is
+    left as it was, and a user's setting is kept."""
+    import os
+
+    import ray
+    from ray._private import ray_constants
+    from ray.train.v2._internal.constants import DEFAULT_ENABLE_PREEMPTION_WATCHER, ENABLE_PREEMPTION_WATCHER_ENV_VAR
+
+    from mscm.raycluster import PREEMPTION_WATCHER_ENV, local_preemption_watcher
+
+    @ray.remote(num_cpus=0, resources={"TRAIN_DRIVER_RESOURCE": 0.01})
+    def watcher_enabled() -> bool:
+        return ray_constants.env_bool(ENABLE_PREEMPTION_WATCHER_ENV_VAR, DEFAULT_ENABLE_PREEMPTION_WATCHER)
+
+    assert PREEMPTION_WATCHER_ENV == ENABLE_PREEMPTION_WATCHER_ENV_VAR  # the name Ray Train reads
+    assert ray.get(watcher_enabled.remote(), timeout=120) is False
+    assert PREEMPTION_WATCHER_ENV not in os.environ  # set for the Ray start only
+    assert local_preemption_watcher({}) == "0"
+    assert local_preemption_watcher({PREEMPTION_WATCHER_ENV: "1"}) is None  # the user's "1" stays

@@ -22,10 +22,22 @@ TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"  # the port a local head's GCS listens on (ray._private.node)
 LOCAL_TRAIN_POLL_S = "0.25"
 
+# Ray Train V2 starts a PreemptionWatcher actor with every Train run: it polls the GCS for nodes that a
+# cloud provider announced it will take (a drain with a preemption deadline). A Ray started here is one
+# machine with no autoscaler: nothing drains its node, and if the machine goes, the search goes with it.
+# The actor only costs a worker process (about 2 CPU-s per Train run: docs/benchmarks.md). A cluster, or
+# a user who sets the variable, keeps Ray's default.
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # ray.train.v2._internal.constants
+
 
 def use_local_train_poll(environ: dict[str, str] = os.environ) -> None:
     """Before a local Ray starts (its workers inherit the environment): the short poll, unless set."""
     environ.setdefault(TRAIN_POLL_ENV, LOCAL_TRAIN_POLL_S)
+
+
+def local_preemption_watcher(environ: dict[str, str] = os.environ) -> str | None:
+    """The watcher's setting for a local Ray: off ("0"), or None to leave a user's own setting as it is."""
+    return None if environ.get(PREEMPTION_WATCHER_ENV) else "0"
 
 
 def _answers(address: str, timeout_s: float = 2.0) -> bool:
@@ -119,7 +131,12 @@ def _start_local_ray(num_cpus: int | None, object_store_mb: int, driver_slots: i
     # Ray's setup_worker.py, about twice the CPU per actor: docs/benchmarks.md). address="local" makes
     # ray.init start a new Ray rather than join the RAY_ADDRESS it sees.
     address = f"{get_node_ip_address()}:{port}"
-    with temporary_env(GCS_PORT_ENV, str(port)), temporary_env("RAY_ADDRESS", address):
+    watcher = local_preemption_watcher()  # inherited by every trial, as above
+    with (
+        temporary_env(GCS_PORT_ENV, str(port)),
+        temporary_env("RAY_ADDRESS", address),
+        temporary_env(PREEMPTION_WATCHER_ENV, watcher),
+    ):
         ray.init(
             address="local",
             num_cpus=num_cpus,
