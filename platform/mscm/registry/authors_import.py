@@ -152,16 +152,15 @@ def register_import(
 ) -> None:
     """Log the converted checkpoint and its model in a run of ``mscm-imports`` and register a version of
     ``name`` with the tags promotion reads (so promotion can re-evaluate it as a champion) and its provenance."""
-    from mlflow import MlflowClient
-
     from ..tracking.contract import KIND_IMPORT, KIND_TAG
     from ..tracking.mlflow_run import get_or_create_experiment, resolve_tracking_uri
     from ..tracking.model_logging import log_embedding_model
+    from ..tracking.store_open import open_client
     from .promote import _ensure_registered_model
     from .source import download, tree_sha256
 
     uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(uri, registry_uri=uri)
+    client = open_client(uri)
     exp_id = get_or_create_experiment(client, IMPORT_EXPERIMENT, uri, artifact_location)
     source_sha = file_sha256(report.source)
     provenance = {TAG_ORIGIN: ORIGIN, TAG_SOURCE_FILE: report.source.name, TAG_SOURCE_SHA: source_sha}

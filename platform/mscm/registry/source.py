@@ -134,14 +134,13 @@ def checkpoint_for(source: str, scratch: str | Path, tracking_uri: str | None = 
 def registry_client(tracking_uri: str | None):
     """A client of an existing MLflow store (checked first: reading never creates an empty store),
     naming its registry explicitly: never the process-global one."""
-    from mlflow import MlflowClient
-
     from ..preflight.stores import check_tracking_uri
     from ..tracking.mlflow_run import resolve_tracking_uri
+    from ..tracking.store_open import open_client
 
     uri = resolve_tracking_uri(tracking_uri)
     check_tracking_uri(uri, must_exist=True)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return open_client(uri)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from ..config import RunConfig, dump_yaml, flatten, to_dict
 from ..paths import default_tracking_uri
 from .contract import CHECKPOINT_TAG, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MODEL_URI_TAG
 from .metrics import run_summary
+from .store_open import open_client
 from .uris import artifact_root_for, parse_tracking_uri, require_artifact_location
 
 MAX_PARAM_LEN = 6000  # MLflow's limit on a param value
@@ -28,6 +29,19 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, made if missing. When several processes start on one new store at once, the
+    loser of the race to create it reads the winner's."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _get_or_create_experiment(client, name, tracking_uri, artifact_location)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _get_or_create_experiment(client, name: str, tracking_uri: str, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # experiments made before the tag existed
@@ -105,12 +119,10 @@ class RunLogger:
         run_id: str | None = None,
         artifact_location: str | None = None,  # for a new experiment (tracking.artifact_location)
     ):
-        from mlflow import MlflowClient
-
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.client = open_client(self.tracking_uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, self.tracking_uri, artifact_location)
         if run_id is None:
             all_tags = dict(tags or {})

@@ -39,12 +39,12 @@ def is_permanent(error: Exception) -> bool:
 
 class SpoolWriter:
     def __init__(self, spool: Spool, tracking_uri: str):
-        from mlflow import MlflowClient
+        from .store_open import open_client
 
         self.spool, self.tracking_uri = spool, tracking_uri
         for name, value in _MLFLOW_HTTP_RETRIES.items():
             os.environ.setdefault(name, value)  # read by MLflow at each request
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = open_client(tracking_uri)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -89,12 +89,11 @@ def plan_confirmation(opts: ConfirmOptions) -> ConfirmPlan:
 
 def _client(tracking_uri: str):
     """A client of an existing store: confirming a search reads one, and never creates an empty store."""
-    from mlflow import MlflowClient
-
     from ..preflight.stores import check_tracking_uri
+    from ..tracking.store_open import open_client
 
     check_tracking_uri(tracking_uri, must_exist=True)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return open_client(tracking_uri)
 
 
 def _run_config(client, run_id: str) -> RunConfig:

@@ -44,12 +44,11 @@ def sync_search(
 
 def _parent(record: SearchRecord, tracking_uri: str):
     """The search's parent run while it is still RUNNING (a finished one is left as it is)."""
-    from mlflow import MlflowClient
-
     from ..tracking.contract import search_filter
     from ..tracking.mlflow_run import RunLogger
+    from ..tracking.store_open import open_client
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = open_client(tracking_uri)
     exp = client.get_experiment_by_name(record.experiment)
     if exp is None:
         return None

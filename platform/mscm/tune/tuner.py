@@ -119,11 +119,10 @@ def concurrency_for(cfg: RunConfig, resources: dict[str, float], requested: int 
 
 
 def _parent_run(tracking_uri: str, experiment: str, name: str, resume: bool, artifact_location: str | None):
-    from mlflow import MlflowClient
-
     from ..tracking.mlflow_run import RunLogger, get_or_create_experiment
+    from ..tracking.store_open import open_client
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = open_client(tracking_uri)
     exp_id = get_or_create_experiment(client, experiment, tracking_uri, artifact_location)
     found = client.search_runs([exp_id], filter_string=search_filter(name), max_results=1)
     if found and not resume:
