@@ -127,3 +127,13 @@ def local_ray(_shared_ray_session):
     if not ray.is_initialized():
         init_ray(num_cpus=2)
     yield ray.cluster_resources()
+
+
+@pytest.fixture(scope="module")
+def session_ray_address(local_ray) -> str:
+    """The session's local Ray, for a `mscm tune` child process to join through RAY_ADDRESS, as a search on
+    a cluster joins the cluster's Ray, instead of starting one of its own (about 11 CPU-s and 12-25 s
+    here). For searches whose test is about a service, not about Ray's own start or end."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address

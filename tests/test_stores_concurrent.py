@@ -73,7 +73,9 @@ def _search(name: str, tmp_path: Path, uri: str, optuna_url: str, extra: list[st
     return subprocess.Popen(args, cwd=tmp_path / "cwd", env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_write(stores, tmp_path):
+def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_write(
+    stores, tmp_path, session_ray_address
+):
     import optuna
     from mlflow import MlflowClient
 
@@ -82,7 +84,8 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
 
     uri, optuna_url, extra = stores
     (tmp_path / "cwd").mkdir()
-    env = child_env()
+    # Both on the session's Ray, as two searches on a team's cluster share its Ray (and no Ray start each).
+    env = child_env(RAY_ADDRESS=session_ray_address)
     first = _search(SEARCHES[0], tmp_path, uri, optuna_url, extra, env)
     time.sleep(3)  # the first search creates the stores; the second and the UI then open them as they are
     second = _search(SEARCHES[1], tmp_path, uri, optuna_url, extra, env)
@@ -123,12 +126,15 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
 
 
 def stores_exist(uri: str, optuna_url: str) -> bool:
-    """Both stores are there (`mscm ui` reads stores; it creates none)."""
+    """Both stores are there (`mscm ui` reads stores; it creates none). The MLflow client is opened as
+    mscm opens one (under the store's lock): a bare MlflowClient migrates a new SQLite database itself,
+    and did so here at the same moment as a search, which then failed in its own migration."""
     import optuna
-    from mlflow import MlflowClient
+
+    from mscm.tracking.store_open import open_client
 
     try:
-        return MlflowClient(tracking_uri=uri).get_experiment_by_name("mscm") is not None and bool(
+        return open_client(uri).get_experiment_by_name("mscm") is not None and bool(
             optuna.get_all_study_names(storage=optuna_url)
         )
     except Exception:  # noqa: BLE001 - not created yet

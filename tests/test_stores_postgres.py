@@ -146,7 +146,9 @@ def test_an_mlflow_server_on_postgresql_records_a_run(pg, tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_search_on_postgresql_outlives_a_database_restart_and_leaves_the_password_nowhere(pg, tmp_path):
+def test_a_search_on_postgresql_outlives_a_database_restart_and_leaves_the_password_nowhere(
+    pg, tmp_path, session_ray_address
+):
     import optuna
     from mlflow import MlflowClient
 
@@ -160,7 +162,7 @@ def test_a_search_on_postgresql_outlives_a_database_restart_and_leaves_the_passw
     )
     args += ["--tracking-uri", uri, "--artifact-location", str(tmp_path / "artifacts"), "--optuna-url", optuna_url]
     args += ["--storage-path", str(tmp_path / "ray_results"), "--no-baseline"]
-    env = child_env()
+    env = child_env(RAY_ADDRESS=session_ray_address)  # the session's Ray: the test is about the database
     client = MlflowClient(tracking_uri=uri)
 
     def first_epoch_logged() -> bool:

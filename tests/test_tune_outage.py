@@ -5,6 +5,9 @@
 - Never back while the search runs: the training finishes, the search exits 75 naming `mscm sync`, and once
   a server is back on the store that command makes the record whole.
 
+Both searches join the session's Ray, as a search on a cluster joins the cluster's: the test is about the
+tracking server, and a Ray start of their own costs about 11 CPU-s and 12 s each here.
+
 Whole means: every trial's run ended as its Tune trial did, with one step per epoch, its best/ summary and
 its model; no run is left RUNNING; the Optuna trials agree."""
 
@@ -33,9 +36,12 @@ def _trial_runs(client, parent_id: str | None = None) -> list:
     return client.search_runs([exp.experiment_id], where)
 
 
-def _search_with_server_away(tmp_path: Path, name: str, trials: int, epochs: int, away_s: float, drain_s: float):
-    """Run `mscm tune` against a real server, kill the server after the first epoch reached it, start it
-    again ``away_s`` later (or never, with ``away_s`` inf). Returns (exit code, console, server)."""
+def _search_with_server_away(
+    tmp_path: Path, ray_address: str, name: str, trials: int, epochs: int, away_s: float, drain_s: float
+):
+    """Run `mscm tune` on the session's Ray against a real server, kill the server after the first epoch
+    reached it, start it again ``away_s`` later (or never, with ``away_s`` inf). Returns (exit code,
+    console, server)."""
     from mlflow import MlflowClient
 
     server = MlflowServer(tmp_path / "server").start()
@@ -43,7 +49,7 @@ def _search_with_server_away(tmp_path: Path, name: str, trials: int, epochs: int
     args = tune_command(space, name, "--tracking-uri", server.url, "--no-baseline")
     args += ["--optuna-url", f"sqlite:///{tmp_path / 'optuna.db'}", "--drain-timeout", str(drain_s)]
     args += ["--storage-path", str(tmp_path / "ray_results")]
-    env = child_env()
+    env = child_env(RAY_ADDRESS=ray_address)
     client = MlflowClient(tracking_uri=server.url)
 
     def first_epoch_logged() -> bool:
@@ -91,8 +97,10 @@ def _assert_record_whole(server: MlflowServer, name: str, trials: int, epochs: i
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * trials
 
 
-def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path):
-    code, console, server = _search_with_server_away(tmp_path, "outage", 2, 3, OUTAGE_S, drain_s=3 * OUTAGE_S)
+def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path, session_ray_address):
+    code, console, server = _search_with_server_away(
+        tmp_path, session_ray_address, "outage", 2, 3, OUTAGE_S, drain_s=3 * OUTAGE_S
+    )
     try:
         assert code == 0, console[-3000:]
         _assert_record_whole(server, "outage", 2, 3, f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -101,10 +109,14 @@ def test_a_search_outlives_a_150_s_mlflow_outage_with_its_record_whole(tmp_path)
         server.stop()
 
 
-def test_a_server_that_never_returns_ends_in_exit_75_and_mscm_sync_makes_the_record_whole(tmp_path):
+def test_a_server_that_never_returns_ends_in_exit_75_and_mscm_sync_makes_the_record_whole(
+    tmp_path, session_ray_address
+):
     from mscm.tune.sync import sync_command
 
-    code, console, server = _search_with_server_away(tmp_path, "away", 1, 2, float("inf"), drain_s=5)
+    code, console, server = _search_with_server_away(
+        tmp_path, session_ray_address, "away", 1, 2, float("inf"), drain_s=5
+    )
     try:
         assert code == 75, console[-3000:]
         assert "t00 completed" in console  # the training finished without its server
