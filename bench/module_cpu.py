@@ -18,16 +18,15 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
 import pytest
-
-_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal (proc(5)); idle and iowait not
 
 
 def busy_cpu_seconds() -> float:
-    """Busy CPU time of all cores since boot, in seconds."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return sum(ticks[i] for i in _BUSY_FIELDS) / os.sysconf("SC_CLK_TCK")
+    """Busy CPU time of all cores since boot, in seconds: /proc/stat's user, nice, system, irq, softirq and
+    steal, read through psutil (a project dependency); idle and iowait are not busy."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
 
 
 class ModuleCpu:
