@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -86,8 +85,8 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
     (tmp_path / "cwd").mkdir()
     # Both on the session's Ray, as two searches on a team's cluster share its Ray (and no Ray start each).
     env = child_env(RAY_ADDRESS=session_ray_address)
+    # Together, on stores that do not exist yet: they take turns creating the tables (mscm.tracking.store_lock).
     first = _search(SEARCHES[0], tmp_path, uri, optuna_url, extra, env)
-    time.sleep(3)  # the first search creates the stores; the second and the UI then open them as they are
     second = _search(SEARCHES[1], tmp_path, uri, optuna_url, extra, env)
     wait_until(lambda: stores_exist(uri, optuna_url), 120, "the searches to create both stores")
     with running_ui(uri, optuna_url) as (mlflow_url, dashboard_url):
@@ -126,16 +125,15 @@ def test_two_searches_and_the_ui_share_one_store_without_a_lock_error_or_a_lost_
 
 
 def stores_exist(uri: str, optuna_url: str) -> bool:
-    """Both stores are there (`mscm ui` reads stores; it creates none). The MLflow client is opened as
-    mscm opens one (under the store's lock): a bare MlflowClient migrates a new SQLite database itself,
-    and did so here at the same moment as a search, which then failed in its own migration."""
-    import optuna
-
+    """Both stores are there (`mscm ui` reads stores; it creates none). Both are opened as mscm opens them,
+    under the store's creation lock: a bare MlflowClient or RDBStorage creates a new database's tables
+    itself, and did so here at the same moment as a search, which then failed in its own migration."""
     from mscm.tracking.store_open import open_client
+    from mscm.tune.optuna_storage import open_storage
 
     try:
         return open_client(uri).get_experiment_by_name("mscm") is not None and bool(
-            optuna.get_all_study_names(storage=optuna_url)
+            open_storage(optuna_url, retry_s=0).get_all_studies()
         )
     except Exception:  # noqa: BLE001 - not created yet
         return False

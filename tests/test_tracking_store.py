@@ -47,45 +47,6 @@ def test_the_artifact_root_follows_the_store():
     assert parse_tracking_uri("file:///srv/store").path == Path("/srv/store")
 
 
-# Each process imports mscm's store code (and MLflow), says so, waits for the go file, then opens the new
-# store and gets or creates the experiment, as two `mscm tune` started together do.
-_OPENER = """
-import sys, time
-from pathlib import Path
-from mscm.tracking.mlflow_run import get_or_create_experiment
-from mscm.tracking.store_open import open_client
-uri, go = sys.argv[1], Path(sys.argv[2])
-print("ready", flush=True)
-while not go.exists():
-    time.sleep(0.01)
-print(get_or_create_experiment(open_client(uri), "mscm", uri))
-"""
-
-
-def test_processes_opening_one_new_sqlite_store_at_once_all_get_the_one_experiment(tmp_path):
-    """Without the lock (a bare MlflowClient), the three processes failed here in MLflow's migrations of
-    the new database ("table ... already exists", "Online migration expected to match one row"); with it
-    each gets the same experiment id."""
-    import subprocess
-    import sys
-
-    from processes import child_env
-
-    uri, go = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "go"
-    argv = [sys.executable, "-c", _OPENER, uri, str(go)]
-    procs = [
-        subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(3)
-    ]
-    assert [proc.stdout.readline().strip() for proc in procs] == ["ready"] * 3
-    go.touch()  # all three past their imports: they open the store together
-    outs = [proc.communicate(timeout=120) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-1500:] for _, err in outs]
-    ids = {out.strip() for out, _ in outs}
-    assert len(ids) == 1 and ids != {""}, outs
-    assert {p.name for p in (tmp_path / "store").iterdir()} <= {"mlflow.db", "artifacts"}  # no lock file
-
-
 def test_an_experiment_made_by_another_process_meanwhile_is_taken_not_an_error(tmp_path):
     """On a server or a database no lock is taken: between this process's lookup and its create another
     process made the experiment. The store's real "already exists" error then reads the winner's."""

@@ -21,6 +21,8 @@ from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from ..tracking.store_lock import creation_lock
+
 DEFAULT_RETRY_S = 900.0  # a managed database's fail-over or a restart takes seconds to minutes
 _PASSWORDS: dict[str, str] = {}  # password-free URL -> the password given in this process
 
@@ -90,8 +92,11 @@ for _name in [n for n, m in vars(BaseStorage).items() if callable(m) and not n.s
 
 
 def open_storage(url: str, *, retry_s: float = DEFAULT_RETRY_S) -> SearchStorage:
-    """The search's storage at ``url`` (a SQLAlchemy URL, checked by the preflight)."""
-    return SearchStorage(url, retry_s=retry_s)
+    """The search's storage at ``url`` (a SQLAlchemy URL, checked by the preflight), opened under the store's
+    creation lock: Optuna creates a new database's tables in the constructor, and two searches doing that
+    at once fail (mscm.tracking.store_lock)."""
+    with creation_lock(url):
+        return SearchStorage(url, retry_s=retry_s)
 
 
 __all__ = ["SearchStorage", "open_storage", "DEFAULT_RETRY_S"]

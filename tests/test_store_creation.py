@@ -1,0 +1,164 @@
+"""Processes that open one new store at the same instant take turns creating its tables (mscm.tracking.
+store_lock): MLflow's backend store and Optuna's storage, on a SQLite file and on a real PostgreSQL server,
+as two `mscm tune` started together on a new store do.
+
+Without the lock these processes failed here: MLflow on SQLite in its migrations ("table ... already
+exists", "Online migration expected to match one row"), MLflow on PostgreSQL two of three in every round
+(``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``), Optuna on PostgreSQL (the
+same) and on SQLite (``UNIQUE constraint failed: alembic_version.version_num``) in one round of three each.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from pg_server import PostgresServer, why_no_postgres
+from processes import child_env
+
+from mscm.tracking.store_lock import _lockable, creation_lock
+
+# Each process imports mscm's store code, says so, waits for the go file, then opens the new store and
+# prints what it found there: the experiment MLflow's first process made, or Optuna's (empty) study list.
+_OPENERS = {
+    "mlflow": """
+import sys
+from mscm.tracking.mlflow_run import get_or_create_experiment
+from mscm.tracking.store_open import open_client
+def opened(url):
+    artifacts = None if url.startswith("sqlite") else sys.argv[3]  # a database store is told where
+    return get_or_create_experiment(open_client(url), "mscm", url, artifacts)
+""",
+    "optuna": """
+from mscm.tune.optuna_storage import open_storage
+def opened(url):
+    return len(open_storage(url, retry_s=0).get_all_studies())
+""",
+}
+_WAIT_AND_OPEN = """
+import sys, time
+from pathlib import Path
+url, go = sys.argv[1], Path(sys.argv[2])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+print(opened(url))
+"""
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """One real PostgreSQL server for the module; each test makes its own database on it."""
+    if why_no_postgres() is not None:
+        pytest.skip(why_no_postgres())
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def new_store(request, tmp_path, monkeypatch):
+    """The URL of a store nobody has opened yet: a SQLite file to be, or a new PostgreSQL database (its
+    password in PGPASSWORD, as libpq takes it, never in the URL)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'store.db'}"
+    pg = request.getfixturevalue("postgres")
+    for name, value in pg.client_env().items():
+        monkeypatch.setenv(name, value)
+    database = f"new_{uuid.uuid4().hex[:12]}"
+    pg.create_database(database)
+    return pg.url(database)
+
+
+def _open_at_once(code: str, url: str, folder: Path, processes: int = 3) -> list[tuple[int, str, str]]:
+    """Start ``processes`` openers, let them all reach the open together, and return (exit, out, err) each."""
+    go = folder / "go"
+    argv = [sys.executable, "-c", code + _WAIT_AND_OPEN, url, str(go), str(folder / "artifacts")]
+    procs = [
+        subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    assert [proc.stdout.readline().strip() for proc in procs] == ["ready"] * processes
+    go.touch()  # all past their imports: they open the store together
+    outs = [proc.communicate(timeout=120) for proc in procs]
+    return [(proc.returncode, out.strip(), err) for proc, (out, err) in zip(procs, outs)]
+
+
+@pytest.mark.parametrize("new_store", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("opener", ["mlflow", "optuna"])
+def test_processes_opening_one_new_store_at_once_all_open_it(opener, new_store, tmp_path):
+    """Every process opens the store; MLflow's all get the one experiment, Optuna's all see no study yet."""
+    results = _open_at_once(_OPENERS[opener], new_store, tmp_path)
+    assert [code for code, _, _ in results] == [0, 0, 0], [err[-1500:] for _, _, err in results]
+    found = {out for _, out, _ in results}
+    assert len(found) == 1 and found != {""}, results
+    if opener == "optuna":
+        assert found == {"0"}
+    if new_store.startswith("sqlite"):  # the lock is the database file itself: no lock file beside it
+        assert {p.name for p in (tmp_path / "store").iterdir()} <= {"store.db", "artifacts"}
+
+
+_HOLD_THEN_REPORT = """
+import sys, time
+from mscm.tracking.store_lock import creation_lock
+print("waiting", flush=True)
+with creation_lock(sys.argv[1]):
+    print("got it", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(url: str, hold_s: float) -> subprocess.Popen:
+    argv = [sys.executable, "-c", _HOLD_THEN_REPORT, url, str(hold_s)]
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "waiting"
+    return proc
+
+
+@pytest.mark.parametrize("new_store", ["sqlite", "postgresql"], indirect=True)
+def test_the_lock_keeps_a_second_process_out_until_it_is_released(new_store):
+    """While this process holds the lock, another process's creation_lock waits; it gets the lock once
+    this one lets go."""
+    with creation_lock(new_store):
+        other = _holder(new_store, 0)
+        time.sleep(3)  # far longer than taking a free lock (milliseconds)
+        assert other.poll() is None, "the second process got the lock while this one held it"
+    assert other.stdout.readline().strip() == "got it"
+    assert other.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("new_store", ["sqlite", "postgresql"], indirect=True)
+def test_a_killed_holder_keeps_nobody_out(new_store):
+    """A process killed while it holds the lock (SIGKILL: no cleanup of its own) frees it: the kernel
+    drops a dead process's flock, PostgreSQL a dead connection's advisory locks."""
+    holder = _holder(new_store, 600)
+    assert holder.stdout.readline().strip() == "got it"
+    holder.kill()
+    holder.wait(timeout=30)
+    started = time.monotonic()
+    with creation_lock(new_store):
+        waited = time.monotonic() - started
+    assert waited < 30, f"waited {waited:.1f} s for a lock whose holder was dead"
+
+
+def test_which_stores_take_a_lock(tmp_path):
+    assert _lockable(f"sqlite:///{tmp_path}/a.db") == ("sqlite", tmp_path / "a.db")
+    assert _lockable("postgresql+psycopg://u@127.0.0.1:5432/db") == ("postgresql", None)
+    assert _lockable("postgresql://u@127.0.0.1/db")[0] == "postgresql"
+    for url in ("http://127.0.0.1:5000", str(tmp_path / "mlruns"), f"file://{tmp_path}", "sqlite://", "mysql://u@h/d"):
+        assert _lockable(url) == (None, None), url
+
+
+def test_a_database_server_that_is_away_leaves_the_open_to_report_it(tmp_path):
+    """No server on the port: the lock is skipped (no error of its own), so the store's own open meets the
+    outage and reports it as it did before the lock."""
+    from processes import restartable_port
+
+    ran = []
+    with creation_lock(f"postgresql+psycopg://nobody@127.0.0.1:{restartable_port()}/db"):
+        ran.append(True)
+    assert ran == [True]
