@@ -31,16 +31,16 @@ GUARDED = ("mlruns", "ray_results", "data")  # the embedded defaults' stores in 
 
 # `make test` runs modules on two processes, each taking the next module when it is free (pytest-xdist,
 # --dist loadfile --no-loadscope-reorder). Longest first, so that the last module to start is a short one.
-# Seconds measured in a fresh clone's .ci/run (docs/benchmarks.md); a wrong order costs time, not results.
+# Seconds each took alone, in a serial run of the whole suite (docs/benchmarks.md, "The old suite beside the
+# new, module by module"); the exclusive modules run after these, alone. A wrong order costs time, not results.
 LONGEST_FIRST = (
-    "test_tune_outage.py",  # 334
-    "test_tune_interrupts.py",  # 285 (three stops of one search; 367 when two searches)
-    "test_tune_search.py",  # 240
-    "test_stores_concurrent.py",  # 140
-    "test_train_learns.py",  # 100
-    "test_stores_postgres.py",  # 61
-    "test_tracking_spool.py",  # 45
-    "test_tune_slow_driver.py",  # 39
+    "test_tune_outage.py",  # 308 (mostly waiting out the outage: 217 CPU-s)
+    "test_tune_search.py",  # 272
+    "test_tune_interrupts.py",  # 246
+    "test_train_learns.py",  # 144
+    "test_tune_node_loss.py",  # 126
+    "test_stores_postgres.py",  # 64
+    "test_bad_input.py",  # 62
 )
 
 
