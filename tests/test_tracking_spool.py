@@ -146,3 +146,48 @@ def test_a_file_copy_leaves_the_spool_once_its_upload_is_sent(tmp_path):
     run_id = spool.runs()["t00"]
     assert [a.path for a in MlflowClient(uri).list_artifacts(run_id, "evaluation")] == ["evaluation/ranked-lists.png"]
     parent.end()
+
+
+def test_senders_at_once_send_each_record_once_and_none_waits_for_a_dropped_file(tmp_path):
+    """send_all from several threads at once (the writer's own thread beside a direct call, as the test
+    above makes): they take turns, so no record is applied twice. Before, the second sender of an artifact
+    found its file copy already dropped by the first and retried for ever (a fresh clone's CI hung on the
+    test above, 2026-12-07)."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from mscm.tracking.mlflow_run import RunLogger
+    from mscm.tracking.spool import FILES, Spool
+    from mscm.tracking.spooled_run import SpooledRun
+    from mscm.tracking.writer import SpoolWriter
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spool = Spool(tmp_path / "spool")
+    parent = RunLogger(uri, "spool-senders", run_name="search")
+    writer = SpoolWriter(spool, uri)  # not started: the threads below are its only senders
+    run = SpooledRun(
+        spool, writer, "t00", experiment="spool-senders", run_name="t00", parent_run_id=parent.run_id, tags={}
+    )
+    for i in range(6):
+        picture = tmp_path / f"picture-{i}.png"
+        picture.write_bytes(b"\x89PNG not really" * 100)
+        run.log_artifact(str(picture), "evaluation")
+        run.log_metrics({"loss": 1.0 / (i + 1)}, step=i)
+    senders = [threading.Thread(target=writer.send_all, daemon=True) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 120
+    for sender in senders:
+        sender.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [s for s in senders if s.is_alive()]
+    writer.stop()  # frees a sender stuck retrying, so a failure here does not hang the suite
+    assert not stuck and writer.failures == 0, (len(stuck), writer.failures, writer.last_error)
+    assert spool.pending() == 0 and not list((tmp_path / "spool" / FILES).iterdir())
+    run_id = spool.runs()["t00"]
+    client = MlflowClient(uri)
+    assert sorted(a.path for a in client.list_artifacts(run_id, "evaluation")) == [
+        f"evaluation/picture-{i}.png" for i in range(6)
+    ]
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(6))
+    parent.end()

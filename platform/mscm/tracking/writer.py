@@ -47,6 +47,7 @@ class SpoolWriter:
         self.client = open_client(tracking_uri)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._sending = threading.Lock()  # send_all's, see there
         self._thread: threading.Thread | None = None
         self.failures = 0  # failed attempts so far (for the console and tests)
         self.last_error: str | None = None
@@ -74,15 +75,21 @@ class SpoolWriter:
 
     def send_all(self) -> int:
         """Send every pending record, each retried until it is taken or set aside; returns how many were
-        sent. Stops early (leaving the rest pending) when :meth:`stop` is called."""
-        records, sent = self.spool.records(), self.spool.sent()
-        done = 0
-        for index in range(sent, len(records)):
-            if not self._apply_with_retry(records[index]):
-                break
-            self.spool.mark_sent(index + 1)
-            done += 1
-        return done
+        sent. Stops early (leaving the rest pending) when :meth:`stop` is called.
+
+        One caller at a time: a second (the writer's own thread beside a direct call) waits, then finds
+        what the first sent already marked. Two at once applied one record twice, and the second copy of an
+        artifact record found its file already dropped by the first's mark_sent and retried for ever
+        (seen once in a fresh clone's CI: tests/test_tracking_spool.py hung)."""
+        with self._sending:
+            records, sent = self.spool.records(), self.spool.sent()
+            done = 0
+            for index in range(sent, len(records)):
+                if not self._apply_with_retry(records[index]):
+                    break
+                self.spool.mark_sent(index + 1)
+                done += 1
+            return done
 
     def _loop(self) -> None:
         while not self._stop.is_set():
