@@ -149,8 +149,9 @@ def test_a_file_copy_leaves_the_spool_once_its_upload_is_sent(tmp_path):
 
 
 def test_senders_at_once_send_each_record_once_and_none_waits_for_a_dropped_file(tmp_path):
-    """send_all from several threads at once (the writer's own thread beside a direct call, as the test
-    above makes): they take turns, so no record is applied twice. Before, the second sender of an artifact
+    """send_all from several threads and writers at once (the writer's own thread beside a direct call, as
+    the test above makes; `mscm sync` beside a search's writer): they take turns, so no record is applied
+    twice. Before, the second sender of an artifact
     found its file copy already dropped by the first and retried for ever (a fresh clone's CI hung on the
     test above, 2026-12-07)."""
     import threading
@@ -174,15 +175,20 @@ def test_senders_at_once_send_each_record_once_and_none_waits_for_a_dropped_file
         picture.write_bytes(b"\x89PNG not really" * 100)
         run.log_artifact(str(picture), "evaluation")
         run.log_metrics({"loss": 1.0 / (i + 1)}, step=i)
-    senders = [threading.Thread(target=writer.send_all, daemon=True) for _ in range(4)]
+    # Two threads on one writer, and two more writers on the same folder (as `mscm sync` in another process
+    # beside the search's own writer): the lock is the spool folder's, not an object's.
+    writers = [writer, writer, SpoolWriter(Spool(tmp_path / "spool"), uri), SpoolWriter(Spool(tmp_path / "spool"), uri)]
+    senders = [threading.Thread(target=w.send_all, daemon=True) for w in writers]
     for sender in senders:
         sender.start()
     deadline = time.monotonic() + 120
     for sender in senders:
         sender.join(timeout=max(0.0, deadline - time.monotonic()))
     stuck = [s for s in senders if s.is_alive()]
-    writer.stop()  # frees a sender stuck retrying, so a failure here does not hang the suite
-    assert not stuck and writer.failures == 0, (len(stuck), writer.failures, writer.last_error)
+    for w in writers:
+        w.stop()  # frees a sender stuck retrying, so a failure here does not hang the suite
+    failures = [(w.failures, w.last_error) for w in writers[1:]]
+    assert not stuck and all(count == 0 for count, _ in failures), (len(stuck), failures)
     assert spool.pending() == 0 and not list((tmp_path / "spool" / FILES).iterdir())
     run_id = spool.runs()["t00"]
     client = MlflowClient(uri)

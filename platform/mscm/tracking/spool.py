@@ -7,8 +7,9 @@ its record is sent; ``runs.json``
 maps each record's run key (a trial id) to its MLflow run id once the run exists.
 
 Appending is a write and a flush of one line: the Tune callbacks that append never wait for the
-store. The writer (:mod:`mscm.tracking.writer`) is the only reader. A record carries everything its
-write needs (metric timestamps included), so sending it twice has the effect of sending it once.
+store. The writer (:mod:`mscm.tracking.writer`) reads and sends, one sender at a time
+(:meth:`Spool.sending`). A record carries everything its write needs (metric timestamps included), so
+sending it twice has the effect of sending it once.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ import os
 import shutil
 import threading
 import uuid
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+
+from ..data.fsutil import file_lock
 
 WRITES = "writes.jsonl"
 SENT = "sent"
 RUNS = "runs.json"
 FILES = "files"
+SENDING = "sending.lock"
 
 
 def spool_dir(storage_path: str, search: str) -> Path:
@@ -72,6 +77,13 @@ class Spool:
         epoch is a repeat (a restored trial reporting its last epoch again) and is not spooled twice."""
         with self._lock:
             return self._epochs.get(key, 0)
+
+    def sending(self) -> AbstractContextManager[None]:
+        """Held by whoever sends the spool's records, so one sender sends at a time: the writer's thread, a
+        direct call, and ``mscm sync`` in another process alike (``flock`` on ``sending.lock``; the kernel
+        frees it when a holder dies). Two senders at once applied a record twice, and the second copy of an
+        upload then found its file already dropped by the first and retried for ever."""
+        return file_lock(self.folder / SENDING)
 
     def keep_file(self, path: str | Path) -> str:
         """A copy of ``path`` owned by the spool (its name in ``files/``), for a later upload."""

@@ -47,7 +47,6 @@ class SpoolWriter:
         self.client = open_client(tracking_uri)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._sending = threading.Lock()  # send_all's, see there
         self._thread: threading.Thread | None = None
         self.failures = 0  # failed attempts so far (for the console and tests)
         self.last_error: str | None = None
@@ -77,11 +76,11 @@ class SpoolWriter:
         """Send every pending record, each retried until it is taken or set aside; returns how many were
         sent. Stops early (leaving the rest pending) when :meth:`stop` is called.
 
-        One caller at a time: a second (the writer's own thread beside a direct call) waits, then finds
-        what the first sent already marked. Two at once applied one record twice, and the second copy of an
-        artifact record found its file already dropped by the first's mark_sent and retried for ever
+        One sender at a time (:meth:`Spool.sending`, across threads and processes): a second waits, then
+        finds what the first sent already marked. Two at once applied one record twice, and the second copy
+        of an artifact record found its file already dropped by the first's mark_sent and retried for ever
         (seen once in a fresh clone's CI: tests/test_tracking_spool.py hung)."""
-        with self._sending:
+        with self.spool.sending():
             records, sent = self.spool.records(), self.spool.sent()
             done = 0
             for index in range(sent, len(records)):
