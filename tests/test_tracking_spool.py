@@ -158,18 +158,10 @@ def test_senders_at_once_send_each_record_once_and_none_waits_for_a_dropped_file
 
     from mlflow import MlflowClient
 
-    from mscm.tracking.mlflow_run import RunLogger
     from mscm.tracking.spool import FILES, Spool
-    from mscm.tracking.spooled_run import SpooledRun
     from mscm.tracking.writer import SpoolWriter
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spool = Spool(tmp_path / "spool")
-    parent = RunLogger(uri, "spool-senders", run_name="search")
-    writer = SpoolWriter(spool, uri)  # not started: the threads below are its only senders
-    run = SpooledRun(
-        spool, writer, "t00", experiment="spool-senders", run_name="t00", parent_run_id=parent.run_id, tags={}
-    )
+    uri, spool, parent, writer, run = _unstarted_writer(tmp_path, "spool-senders")
     for i in range(6):
         picture = tmp_path / f"picture-{i}.png"
         picture.write_bytes(b"\x89PNG not really" * 100)
@@ -197,3 +189,53 @@ def test_senders_at_once_send_each_record_once_and_none_waits_for_a_dropped_file
     ]
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(6))
     parent.end()
+
+
+def test_an_upload_whose_spool_copy_is_gone_is_set_aside_and_the_rest_is_sent(tmp_path):
+    """A file copy removed from the spool (by hand, or lost with a disk) cannot come back: its record goes
+    to refused.jsonl with the reason at the first attempt, and the records behind it are sent. Before, the
+    writer took FileNotFoundError for a passing fault and retried for ever, holding up everything after it."""
+    import json
+    import threading
+
+    from mlflow import MlflowClient
+
+    from mscm.tracking.spool import FILES
+
+    uri, spool, parent, writer, run = _unstarted_writer(tmp_path, "spool-lost")
+    picture = tmp_path / "ranked-lists.png"
+    picture.write_bytes(b"\x89PNG not really" * 100)
+    run.log_artifact(str(picture), "evaluation")
+    run.log_metrics({"loss": 0.25}, step=1)
+    [copy] = list((tmp_path / "spool" / FILES).iterdir())
+    copy.unlink()
+
+    sender = threading.Thread(target=writer.send_all, daemon=True)
+    sender.start()
+    sender.join(timeout=60)
+    writer.stop()  # frees a sender stuck retrying, so a failure here does not hang the suite
+    assert not sender.is_alive() and writer.failures == 0, (writer.failures, writer.last_error)
+    assert spool.pending() == 0
+    [refused] = [json.loads(line) for line in (tmp_path / "spool" / "refused.jsonl").read_text().splitlines()]
+    assert refused["record"]["op"] == "artifact" and "is gone" in refused["error"], refused
+    run_id = spool.runs()["t00"]
+    client = MlflowClient(uri)
+    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.25]
+    assert client.list_artifacts(run_id, "evaluation") == []
+    parent.end()
+
+
+def _unstarted_writer(tmp_path, experiment: str):
+    """(uri, spool, parent run, writer, spooled run t00) on a SQLite store, the writer not started: the
+    test's own threads are its only senders."""
+    from mscm.tracking.mlflow_run import RunLogger
+    from mscm.tracking.spool import Spool
+    from mscm.tracking.spooled_run import SpooledRun
+    from mscm.tracking.writer import SpoolWriter
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spool = Spool(tmp_path / "spool")
+    parent = RunLogger(uri, experiment, run_name="search")
+    writer = SpoolWriter(spool, uri)
+    run = SpooledRun(spool, writer, "t00", experiment=experiment, run_name="t00", parent_run_id=parent.run_id, tags={})
+    return uri, spool, parent, writer, run

@@ -103,7 +103,7 @@ class SpoolWriter:
                 apply_record(self, record)
                 return True
             except Exception as e:  # MlflowException, requests' connection errors, OSError
-                if is_permanent(e) or isinstance(e, LookupError):  # LookupError: its run was refused
+                if is_permanent(e) or isinstance(e, LookupError):  # its run was refused, or its file is gone
                     self._refuse(record, e)
                     return True
                 self.failures += 1
