@@ -239,3 +239,21 @@ def _unstarted_writer(tmp_path, experiment: str):
     writer = SpoolWriter(spool, uri)
     run = SpooledRun(spool, writer, "t00", experiment=experiment, run_name="t00", parent_run_id=parent.run_id, tags={})
     return uri, spool, parent, writer, run
+
+
+def test_a_stopped_writer_has_no_thread_left_and_sends_nothing_more(tmp_path):
+    """stop() returns once the writer's thread has ended, so whoever sends the spool next (`mscm sync`, a
+    second writer) is its only sender: records marked unsent again afterwards stay unsent."""
+    from mscm.tracking.spooled_run import stop_writer, writer_for
+
+    uri, spool, parent, _, run = _unstarted_writer(tmp_path, "spool-stopped")
+    writer = writer_for(spool, uri)  # the process's running writer, with its thread
+    run.log_metrics({"loss": 0.5}, step=1)
+    assert writer.drain(60) == 0
+    stop_writer(spool, uri)
+    assert not writer._thread.is_alive()
+    spool.mark_sent(0)
+    writer.poke()
+    time.sleep(2)  # the loop polls every second: twice
+    assert spool.sent() == 0 and writer.send_all() == 0
+    parent.end()

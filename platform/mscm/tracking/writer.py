@@ -68,9 +68,16 @@ class SpoolWriter:
             time.sleep(0.2)
         return self.spool.pending()
 
-    def stop(self) -> None:
+    def stop(self, join_s: float = 10.0) -> None:
+        """Stop sending, and wait up to ``join_s`` for the writer's thread to end: a caller that sends the
+        spool itself next (``mscm sync``, a test) then meets no sender of this writer still running. A
+        thread in the middle of a request to an away store may outlast the wait; it sends no record after
+        that one."""
         self._stop.set()
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=join_s)
 
     def send_all(self) -> int:
         """Send every pending record, each retried until it is taken or set aside; returns how many were
@@ -84,7 +91,7 @@ class SpoolWriter:
             records, sent = self.spool.records(), self.spool.sent()
             done = 0
             for index in range(sent, len(records)):
-                if not self._apply_with_retry(records[index]):
+                if self._stop.is_set() or not self._apply_with_retry(records[index]):
                     break
                 self.spool.mark_sent(index + 1)
                 done += 1
