@@ -23,8 +23,6 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ..data.fsutil import file_lock
-
 WRITES = "writes.jsonl"
 SENT = "sent"
 RUNS = "runs.json"
@@ -83,6 +81,8 @@ class Spool:
         direct call, and ``mscm sync`` in another process alike (``flock`` on ``sending.lock``; the kernel
         frees it when a holder dies). Two senders at once applied a record twice, and the second copy of an
         upload then found its file already dropped by the first and retried for ever."""
+        from ..data.fsutil import file_lock  # here: mscm.data pulls in the dataset readers and numpy
+
         return file_lock(self.folder / SENDING)
 
     def keep_file(self, path: str | Path) -> str:

@@ -95,13 +95,14 @@ def op_artifact(client, spool: Spool, r: dict[str, Any]) -> None:
     import tempfile
 
     run_id = run_id_of(client, spool, r["key"])
-    if not spool.file(r["file"]).is_file():
+    copy = spool.file(r["file"])
+    if not copy.is_file():
         # Gone for good (removed by hand, or a disk's loss): a retry cannot bring it back, and retrying
         # for ever would hold every record behind it. The writer sets the record aside in refused.jsonl.
-        raise LookupError(f"the spool's copy {spool.file(r['file'])} of {r['name']!r} is gone")
+        raise LookupError(f"the spool's copy {copy} of {r['name']!r} is gone")
     with tempfile.TemporaryDirectory(prefix="mscm-spool-") as tmp:  # upload under its own name
         local = os.path.join(tmp, r["name"])
-        shutil.copy2(spool.file(r["file"]), local)
+        shutil.copy2(copy, local)
         client.log_artifact(run_id, local, r["artifact_path"])
 
 

@@ -31,8 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..data.fsutil import file_lock
-
 # The advisory lock's key: any constant that other software on the database is unlikely to use.
 # int.from_bytes(b"mscmlock") as a signed 64-bit number (PostgreSQL's bigint).
 ADVISORY_KEY = int.from_bytes(b"mscmlock", "big", signed=True)
@@ -41,6 +39,9 @@ ADVISORY_KEY = int.from_bytes(b"mscmlock", "big", signed=True)
 @contextmanager
 def creation_lock(url: str) -> Iterator[None]:
     """Hold the store's creation lock for the block (see the module docstring for which stores take one)."""
+    # Imported here: mscm.data pulls in the dataset readers and numpy, which opening a client does not need.
+    from ..data.fsutil import file_lock
+
     kind, target = _lockable(url)
     if kind == "sqlite":
         with file_lock(target):
