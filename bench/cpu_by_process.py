@@ -64,6 +64,8 @@ def _python_kind(args: list[str]) -> str:
         return "python"
     if rest[0] == "-c":
         code = rest[1] if len(rest) > 1 else ""
+        if code.startswith("from multiprocessing"):  # a spawned child or the resource tracker
+            return "python multiprocessing child"
         return "pytest-xdist worker" if "execnet" in code or "import sys;exec(" in code else "python -c"
     if rest[0] == "-m":
         module = rest[1] if len(rest) > 1 else ""
@@ -72,7 +74,7 @@ def _python_kind(args: list[str]) -> str:
     if "/runtime_env/agent/" in rest[0]:
         return "ray runtime_env agent"
     script = os.path.basename(rest[0])
-    if script in ("mscm", "mlflow", "ray", "optuna-dashboard") and len(rest) > 1 and not rest[1].startswith("-"):
+    if script in ("mscm", "mlflow", "ray") and len(rest) > 1 and not rest[1].startswith("-"):
         return f"{script} {rest[1]}"
     return RAY_SCRIPTS.get(script, script)
 

@@ -35,6 +35,11 @@ TMP_DB = "sqlite:////tmp/pytest-of-root/pytest-3/mlflow.db"  # arguments like th
         ([PY, "-m", "mlflow", "server", "--backend-store-uri", TMP_DB], "mlflow server"),
         ([PY, "-u", "-c", "import sys;exec(eval(sys.stdin.readline()))"], "pytest-xdist worker"),
         ([PY, "-m", "pytest", "-n", "2", "tests"], "pytest"),
+        ([PY, "/venv/bin/optuna-dashboard", "sqlite:////tmp/pytest-of-root/optuna.db"], "optuna-dashboard"),
+        (
+            [PY, "-c", "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5)"],
+            "python multiprocessing child",
+        ),
         (["postgres: mscm mlflow 127.0.0.1(5432) idle"], "postgres"),
     ],
 )
@@ -73,11 +78,11 @@ os.execv(sys.executable, [sys.executable, "-c", "import sys; sys.argv[0] = 'x'; 
 
 
 def test_a_real_child_shows_under_each_title_it_held_and_its_exit_code_comes_back(tmp_path):
-    # The child burns CPU as a script named burner.py, then turns into `python -c` (exec keeps the pid and
-    # its CPU count), burns more and exits 3.
+    # The child burns 1.5 CPU-s as a script named burner.py, then turns into `python -c` (exec keeps the pid
+    # and its CPU count), burns 2.0 more and exits 3.
     script = tmp_path / "burner.py"
     script.write_text(CHILD)
-    second = "import time\nend = time.process_time() + 1.5\n"
+    second = "import time\nend = time.process_time() + 2.0\n"
     second += "while time.process_time() < end:\n    pass\nraise SystemExit(3)\n"
     cmd = [sys.executable, str(ROOT / "bench" / "cpu_by_process.py"), "--interval", "0.2", "--"]
     cmd += ["bash", "-c", f'echo "$1" | {sys.executable} {script}', "_", second]
@@ -86,7 +91,9 @@ def test_a_real_child_shows_under_each_title_it_held_and_its_exit_code_comes_bac
     row = re.compile(r"^\s*([\d.]+) CPU-s .*started\s+(.+)$", re.M)
     rows = {m.group(2): float(m.group(1)) for m in row.finditer(done.stdout)}
     assert rows.get("burner.py", 0) >= 1.0, done.stdout
-    assert rows.get("python -c", 0) >= 1.0, done.stdout  # the CPU after the exec went to the new title
+    # The CPU after the exec went to the new title; up to a sample interval at each end of it is missed (the
+    # one that holds the exec goes to the old title), hence the margin under its 2.0 CPU-s.
+    assert rows.get("python -c", 0) >= 0.5, done.stdout
     assert re.search(r"\d+ busy CPU-s on the machine", done.stdout), done.stdout
     assert list(tmp_path.iterdir()) == [script]  # it wrote nothing
 
