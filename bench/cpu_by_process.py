@@ -82,8 +82,7 @@ def _python_kind(args: list[str]) -> str:
 @dataclass
 class Seen:
     ticks: int
-    title: str
-    titles: list[str] = field(default_factory=list)
+    titles: list[str]  # every title it held, in order; the last is the one it holds now
     before: bool = False  # it was running when the command started
 
 
@@ -98,15 +97,15 @@ class Tally:
         what it burns from here on counts."""
         seen = self.procs.get((pid, start))
         if seen is None:  # a new process: its CPU so far goes to the title it has now
-            self.procs[(pid, start)] = Seen(ticks, title, [title], before)
+            self.procs[(pid, start)] = Seen(ticks, [title], before)
             if not before:
                 self.by_kind[title] = self.by_kind.get(title, 0) + ticks
                 self.started[title] = self.started.get(title, 0) + 1
             return
-        self.by_kind[seen.title] = self.by_kind.get(seen.title, 0) + ticks - seen.ticks
+        held = seen.titles[-1]
+        self.by_kind[held] = self.by_kind.get(held, 0) + ticks - seen.ticks
         seen.ticks = ticks
-        if title != seen.title:
-            seen.title = title
+        if title != held:
             seen.titles.append(title)
 
     def idle_workers(self) -> list[Seen]:
