@@ -18,6 +18,13 @@ from mscm.train.determinism import pin_cpu_kernels  # noqa: E402
 
 pin_cpu_kernels()
 
+# OpenMP threads sleep when a parallel region ends instead of spinning for the next (libgomp's default
+# spins): the suite runs more trainer threads than its two cores, and a spinning thread takes the core its
+# partner needs. Read when torch's OpenMP runtime loads, so before any torch import here or in a child (Ray's
+# workers and the `mscm` children inherit it). Same numbers, a quarter of the CPU for two trainings at once
+# (docs/benchmarks.md, "OpenMP spinning").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Each pytest-xdist process gets its own Ray temp folder before any Ray starts here or in a child: Ray's
 # test clusters (ray.cluster_utils) write their address into <tmp>/ray/ray_current_cluster, which a plain
 # ray.init() in the other process would join, and die with when the node-loss test removes the nodes
