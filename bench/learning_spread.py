@@ -23,8 +23,9 @@ sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
 
 
 def _seeds(text: str) -> list[int]:
+    """'0-9' or '0,3,5' as a list of seeds; an empty text is none (--repeat's default)."""
     out: list[int] = []
-    for part in text.split(","):
+    for part in filter(None, text.split(",")):
         lo, _, hi = part.partition("-")
         out.extend(range(int(lo), int(hi or lo) + 1))
     return out
@@ -45,7 +46,7 @@ def main() -> None:
     from learning_recipe import FLOORS, figures, spread, summary, train_once
 
     print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")
-    runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat or "")]
+    runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat)]
     rows, records = [], []
     for seed, repeat in runs:
         with tempfile.TemporaryDirectory() as folder:
