@@ -12,8 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # Before torch runs anything in this process or in the Ray workers it starts (they inherit the
-# environment): the AVX2 kernels everywhere, so a seed trains to the same numbers on CI's machine and on
-# a developer's (mscm.train.determinism; that module imports no torch).
+# environment): the AVX2 kernels everywhere, so that AVX-512 on one machine and AVX2 on another do not
+# round differently (mscm.train.determinism; that module imports no torch). Identity across machines it does
+# not give: docs/benchmarks.md, "What still varies".
 from mscm.train.determinism import pin_cpu_kernels  # noqa: E402
 
 pin_cpu_kernels()

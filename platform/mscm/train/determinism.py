@@ -11,9 +11,11 @@ and the initial weights. What it does not fix, and what this module does:
 - the CPU's instruction set: MKL, oneDNN and ATen pick AVX-512 or AVX2 code paths by processor, and the
   two round differently, so one seed trains to different weights on two machines. The variables of
   :data:`PINNED_CPU_KERNELS` hold all three to their AVX2 paths (MKL's conditional numerical
-  reproducibility, oneDNN's ISA cap, ATen's dispatch). They are read when each library initialises, so
-  they must be in the environment before torch runs its first operation: :func:`pin_cpu_kernels` is for
-  a process's start (the test suite's conftest), and Ray workers inherit it from the driver.
+  reproducibility, oneDNN's ISA cap, ATen's dispatch). That removes the largest difference, not every
+  one: two instances of the build machine (same packages, same code) trained a seed to different
+  numbers even so. The variables are read when each library initialises, so they must be in the
+  environment before torch runs its first operation: :func:`pin_cpu_kernels` is for a process's start
+  (the test suite's conftest), and Ray workers inherit it from the driver.
 
 What still varies is in docs/benchmarks.md ("What still varies").
 """
