@@ -4,6 +4,7 @@ floors the test asserts.
 
     python bench/learning_spread.py --seeds 0-9 --repeat 0          # ~2 min a run on 2 cores
     python bench/learning_spread.py --seeds 0-2 --json out.json
+    python bench/learning_spread.py --seeds 0-9 --set schedule.epochs=3 --set schedule.milestones=[2]
 
 Runs in the kernel environment of the test suite (tests/conftest.py pins the CPU kernels), one process,
 with MSCM_HOME in a temporary folder unless it is set.
@@ -17,6 +18,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
@@ -31,26 +33,61 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
-def main() -> None:
+def _fail(message: str) -> NoReturn:
+    print(f"learning_spread.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _args() -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The command line, with --set read as `mscm train --set` reads it (values as YAML)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-9", help="training seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
     parser.add_argument("--repeat", default="", help="seeds to train a second time (determinism check)")
     parser.add_argument("--json", help="write every run's figures here")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe override, e.g. schedule.epochs=3"
+    )
     args = parser.parse_args()
+    from mscm.cli._common import parse_overrides
+    from mscm.errors import UsageError
 
+    try:
+        return args, parse_overrides(args.set)
+    except UsageError as err:
+        _fail(str(err))
+
+
+def main() -> None:
+    args, overrides = _args()
     from mscm.train.determinism import pin_cpu_kernels
 
     pinned = pin_cpu_kernels()  # before torch runs anything, as the suite's conftest does
-    os.environ.setdefault("MSCM_HOME", tempfile.mkdtemp(prefix="mscm-spread-"))
     import torch
+    from learning_recipe import RECIPE
+
+    from mscm.config import load_run_config
+    from mscm.errors import MscmError
+
+    try:  # a wrong key or value stops here, in one line, before any training or folder
+        load_run_config("smoke", {**RECIPE, **overrides})
+    except MscmError as err:
+        _fail(str(err))
+    print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")
+    if overrides:  # the floors printed below were set for the recipe as it is, not for this one
+        print("recipe overrides: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    with tempfile.TemporaryDirectory(prefix="mscm-spread-") as home:
+        os.environ.setdefault("MSCM_HOME", home)  # the synthetic data, unless a home is set
+        _measure(args, overrides)
+
+
+def _measure(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
     from learning_recipe import FLOORS, figures, spread, summary, train_once
 
-    print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")
     runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat)]
     rows, records = [], []
     for seed, repeat in runs:
         with tempfile.TemporaryDirectory() as folder:
-            learned = train_once(Path(folder), seed=seed)
+            learned = train_once(Path(folder), seed=seed, **overrides)
         values = figures(learned)
         print(f"{summary(learned)}  [{learned.seconds:.0f} s{', repeat' if repeat else ''}]", flush=True)
         records.append({"seed": seed, "repeat": repeat, "seconds": learned.seconds, **values})
