@@ -4,7 +4,7 @@ floors the test asserts.
 
     python bench/learning_spread.py --seeds 0-9 --repeat 0          # ~2 min a run on 2 cores
     python bench/learning_spread.py --seeds 0-2 --json out.json
-    python bench/learning_spread.py --seeds 0-9 --set schedule.epochs=3 --set schedule.milestones=[2]
+    python bench/learning_spread.py --seeds 0-9 --set schedule.epochs=3 --set "schedule.milestones=[2]"
 
 Runs in the kernel environment of the test suite (tests/conftest.py pins the CPU kernels), one process,
 with MSCM_HOME in a temporary folder unless it is set.
@@ -38,8 +38,9 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _args() -> tuple[argparse.Namespace, dict[str, Any]]:
-    """The command line, with --set read as `mscm train --set` reads it (values as YAML)."""
+def _args() -> tuple[list[tuple[int, bool]], dict[str, Any], str | None]:
+    """The runs (seed, is a repeat), the recipe overrides (--set, read as `mscm train --set` reads them:
+    values as YAML) and the JSON path."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-9", help="training seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
     parser.add_argument("--repeat", default="", help="seeds to train a second time (determinism check)")
@@ -52,13 +53,21 @@ def _args() -> tuple[argparse.Namespace, dict[str, Any]]:
     from mscm.errors import UsageError
 
     try:
-        return args, parse_overrides(args.set)
+        runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat)]
+    except ValueError:
+        _fail(f"--seeds {args.seeds!r} / --repeat {args.repeat!r}: expected seeds such as 0-9 or 0,3,5")
+    if not any(not repeat for _, repeat in runs):
+        _fail(f"--seeds {args.seeds!r}: no seed to train")
+    if {seed for seed, repeat in runs if repeat} - {seed for seed, repeat in runs if not repeat}:
+        _fail(f"--repeat {args.repeat!r}: a repeated seed must also be in --seeds {args.seeds!r}")
+    try:
+        return runs, parse_overrides(args.set), args.json
     except UsageError as err:
         _fail(str(err))
 
 
 def main() -> None:
-    args, overrides = _args()
+    runs, overrides, json_path = _args()
     from mscm.train.determinism import pin_cpu_kernels
 
     pinned = pin_cpu_kernels()  # before torch runs anything, as the suite's conftest does
@@ -77,13 +86,12 @@ def main() -> None:
         print("recipe overrides: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     with tempfile.TemporaryDirectory(prefix="mscm-spread-") as home:
         os.environ.setdefault("MSCM_HOME", home)  # the synthetic data, unless a home is set
-        _measure(args, overrides)
+        _measure(runs, overrides, json_path)
 
 
-def _measure(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
+def _measure(runs: list[tuple[int, bool]], overrides: dict[str, Any], json_path: str | None) -> None:
     from learning_recipe import FLOORS, figures, spread, summary, train_once
 
-    runs = [(seed, False) for seed in _seeds(args.seeds)] + [(seed, True) for seed in _seeds(args.repeat)]
     rows, records = [], []
     for seed, repeat in runs:
         with tempfile.TemporaryDirectory() as folder:
@@ -102,8 +110,8 @@ def _measure(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
         first = next(r for r in records if r["seed"] == rec["seed"] and not r["repeat"])
         same = all(first[k] == rec[k] for k in rows[0])
         print(f"  seed {rec['seed']} repeated: {'identical figures' if same else 'DIFFERENT figures'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps(records, indent=1))
 
 
 if __name__ == "__main__":
