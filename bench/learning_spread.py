@@ -72,13 +72,12 @@ def main() -> None:
 
     pinned = pin_cpu_kernels()  # before torch runs anything, as the suite's conftest does
     import torch
-    from learning_recipe import RECIPE
+    from learning_recipe import recipe_config
 
-    from mscm.config import load_run_config
     from mscm.errors import MscmError
 
     try:  # a wrong key or value stops here, in one line, before any training or folder
-        load_run_config("smoke", {**RECIPE, **overrides})
+        recipe_config(**overrides)
     except MscmError as err:
         _fail(str(err))
     print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")

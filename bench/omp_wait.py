@@ -37,12 +37,11 @@ SETTINGS: dict[str, dict[str, str]] = {
 def train_one_epoch(steps: int) -> dict[str, float]:
     """One warm-up epoch of the learning recipe, then one timed epoch of ``steps`` steps (in this process)."""
     sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
-    from learning_recipe import RECIPE
+    from learning_recipe import recipe_config
 
-    from mscm.config import load_run_config
     from mscm.train.engine import Engine
 
-    engine = Engine(load_run_config("smoke", {**RECIPE, "data.iterations_per_epoch": steps, "schedule.epochs": 2}))
+    engine = Engine(recipe_config(data__iterations_per_epoch=steps, schedule__epochs=2))
     engine.train_epoch()  # data, first allocations
     wall, cpu = time.perf_counter(), time.process_time()
     loss = engine.train_epoch()["loss/total"]

@@ -72,17 +72,24 @@ def _checkpoint(engine, directory: Path) -> Path:
     )
 
 
+def recipe_config(seed: int = 0, **overrides: Any):
+    """The recipe's run config for ``seed`` with ``overrides`` (dotted keys, '__' also read as '.');
+    raises the config's own MscmError for a wrong key or value."""
+    from mscm.config import load_run_config
+
+    values = {**RECIPE, "train.seed": seed, **{k.replace("__", "."): v for k, v in overrides.items()}}
+    return load_run_config("smoke", values)
+
+
 def train_once(folder: Path, seed: int = 0, *, retrieval: bool = True, **overrides: Any) -> Learned:
     """Train the recipe from ``seed`` (``overrides``: dotted keys with '__' for '.'), evaluating before and
     after, and (``retrieval``) retrieving with both checkpoints."""
     import time
 
-    from mscm.config import load_run_config
     from mscm.train.engine import Engine
 
     start = time.perf_counter()
-    values = {**RECIPE, "train.seed": seed, **{k.replace("__", "."): v for k, v in overrides.items()}}
-    cfg = load_run_config("smoke", values)
+    cfg = recipe_config(seed, **overrides)
     engine = Engine(cfg)
     untrained = engine.evaluate().mean
     before = _checkpoint(engine, folder / "untrained")

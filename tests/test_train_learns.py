@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from learning_recipe import RECIPE, figures, gallery_folder, shortfalls, summary, train_once
+from learning_recipe import figures, gallery_folder, recipe_config, shortfalls, summary, train_once
 
 pytestmark = pytest.mark.slow
 
@@ -88,10 +88,9 @@ def test_a_model_that_does_not_learn_falls_short_of_the_floors(tmp_path):
 def test_the_same_seed_trains_to_the_same_weights(tmp_path):
     """train.deterministic with fixed threads: two runs of one seed give bit-identical weights and losses
     (a few steps of the recipe; the learning test above relies on it to be repeatable)."""
-    from mscm.config import load_run_config
     from mscm.train.engine import Engine
 
-    cfg = load_run_config("smoke", {**RECIPE, "data.iterations_per_epoch": 4, "schedule.epochs": 2})
+    cfg = recipe_config(data__iterations_per_epoch=4, schedule__epochs=2)
     runs = []
     for _ in range(2):
         engine = Engine(cfg)
