@@ -75,9 +75,11 @@ def _checkpoint(engine, directory: Path) -> Path:
 def recipe_config(seed: int = 0, **overrides: Any):
     """The recipe's run config for ``seed`` with ``overrides`` (dotted keys, '__' also read as '.');
     raises the config's own MscmError for a wrong key or value."""
+    from train_configs import dotted
+
     from mscm.config import load_run_config
 
-    values = {**RECIPE, "train.seed": seed, **{k.replace("__", "."): v for k, v in overrides.items()}}
+    values = {**RECIPE, "train.seed": seed, **dotted(overrides)}
     return load_run_config("smoke", values)
 
 

@@ -38,8 +38,13 @@ def tiny_config(tmp_path, **overrides: Any) -> RunConfig:
             "train.storage_path": str(tmp_path / "ray_results"),
         }
     )
-    values.update({k.replace("__", "."): v for k, v in overrides.items()})
+    values.update(dotted(overrides))
     return load_run_config("smoke", values)
+
+
+def dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Keyword overrides as config keys: '__' stands for '.', which a Python name cannot hold."""
+    return {k.replace("__", "."): v for k, v in overrides.items()}
 
 
 # Epochs of a few seconds, for tests that must act between two epochs (interrupts, outages).
