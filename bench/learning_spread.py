@@ -13,12 +13,9 @@ with MSCM_HOME in a temporary folder unless it is set.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -74,7 +71,7 @@ def main() -> None:
 
     pinned = pin_cpu_kernels()  # before torch runs anything, as the suite's conftest does
     import torch
-    from learning_recipe import recipe_config
+    from learning_recipe import recipe_config, synthetic_home
 
     from mscm.errors import MscmError
 
@@ -85,22 +82,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, kernels {pinned}, capability {torch.backends.cpu.get_cpu_capability()}")
     if overrides:  # the floors printed below were set for the recipe as it is, not for this one
         print("recipe overrides: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
-    with _home():
+    with synthetic_home("mscm-spread-"):
         _measure(runs, overrides, json_path)
-
-
-@contextlib.contextmanager
-def _home() -> Iterator[str]:
-    """MSCM_HOME (where the synthetic data goes) as set, or a temporary folder removed afterwards."""
-    if os.environ.get("MSCM_HOME"):
-        yield os.environ["MSCM_HOME"]
-        return
-    with tempfile.TemporaryDirectory(prefix="mscm-spread-") as home:
-        os.environ["MSCM_HOME"] = home
-        try:
-            yield home
-        finally:
-            del os.environ["MSCM_HOME"]
 
 
 def _measure(runs: list[tuple[int, bool]], overrides: dict[str, Any], json_path: str | None) -> None:

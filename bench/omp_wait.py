@@ -18,11 +18,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
 OMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 # label -> the OpenMP variables it sets; libgomp's defaults: spin 300,000 unset, 0 when PASSIVE
 # (https://gcc.gnu.org/onlinedocs/libgomp/GOMP_005fSPINCOUNT.html)
@@ -36,7 +36,6 @@ SETTINGS: dict[str, dict[str, str]] = {
 
 def train_one_epoch(steps: int) -> dict[str, float]:
     """One warm-up epoch of the learning recipe, then one timed epoch of ``steps`` steps (in this process)."""
-    sys.path[:0] = [str(REPO / "platform"), str(REPO / "tests")]
     from learning_recipe import recipe_config
 
     from mscm.train.engine import Engine
@@ -74,9 +73,10 @@ def main() -> None:
         pin_cpu_kernels()
         print(json.dumps(train_one_epoch(args.child)), flush=True)
         return
+    from learning_recipe import synthetic_home
+
     # The synthetic data in a temporary home (unless one is set), made by the first child, read by the next.
-    with tempfile.TemporaryDirectory(prefix="mscm-omp-") as home:
-        os.environ.setdefault("MSCM_HOME", home)
+    with synthetic_home("mscm-omp-"):
         _table(args.rounds, args.steps)
 
 
@@ -95,5 +95,4 @@ def _table(rounds: int, steps: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "platform"))
     main()

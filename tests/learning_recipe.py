@@ -20,9 +20,13 @@ recorded, not asserted.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import statistics
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +74,21 @@ def _checkpoint(engine, directory: Path) -> Path:
     return save_checkpoint(
         directory, cfg=engine.cfg, num_classes=engine.num_classes, model=engine.model, epoch=engine.epoch, metrics={}
     )
+
+
+@contextlib.contextmanager
+def synthetic_home(prefix: str) -> Iterator[str]:
+    """MSCM_HOME, where the recipe's synthetic data goes, for the benches that train it outside the suite:
+    as set, or a temporary folder named ``prefix``... that is removed afterwards, the variable unset again."""
+    if os.environ.get("MSCM_HOME"):
+        yield os.environ["MSCM_HOME"]
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as home:
+        os.environ["MSCM_HOME"] = home
+        try:
+            yield home
+        finally:
+            del os.environ["MSCM_HOME"]
 
 
 def recipe_config(seed: int = 0, **overrides: Any):

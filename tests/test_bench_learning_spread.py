@@ -15,7 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from learning_spread import _home, _seeds  # noqa: E402
+from learning_recipe import synthetic_home  # noqa: E402
+from learning_spread import _seeds  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "learning_spread.py"
 
@@ -32,7 +33,7 @@ def test_a_home_that_is_set_is_used_and_no_temporary_one_is_made(tmp_path, monke
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     monkeypatch.setenv("MSCM_HOME", str(tmp_path / "home"))
-    with _home() as home:
+    with synthetic_home("mscm-spread-") as home:
         assert home == str(tmp_path / "home") == os.environ["MSCM_HOME"]
         assert list((tmp_path / "tmp").iterdir()) == []  # no unused temporary folder beside it
     assert os.environ["MSCM_HOME"] == str(tmp_path / "home")
@@ -42,7 +43,7 @@ def test_without_a_home_a_temporary_one_is_made_and_removed(tmp_path, monkeypatc
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     monkeypatch.delenv("MSCM_HOME", raising=False)
-    with _home() as home:
+    with synthetic_home("mscm-spread-") as home:
         assert Path(home).parent == tmp_path / "tmp" and Path(home).is_dir() and os.environ["MSCM_HOME"] == home
     assert list((tmp_path / "tmp").iterdir()) == [] and "MSCM_HOME" not in os.environ
 
