@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.mscm-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-py312 lint tune clean-runs
+.PHONY: install install-py312 test test-py312 lint tune clean-runs
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ $(STAMP312): pyproject.toml
 	$(VENV312)/bin/python -m pip install -q --upgrade pip
 	$(VENV312)/bin/python -m pip install -q -e '.[dev]'
 	touch $(STAMP312)
+
+# The 3.12 venv alone: .ci/run builds it beside the 3.11 one (pip uses one core; CI has two).
+install-py312: $(STAMP312)
 
 test-py312: $(STAMP312)
 	$(VENV312)/bin/python -c "import sys, mscm, mscm.train.engine, mscm.tune.tuner; print('mscm imports on', sys.version.split()[0])"
