@@ -162,3 +162,90 @@ def test_a_database_server_that_is_away_leaves_the_open_to_report_it(tmp_path):
     with creation_lock(f"postgresql+psycopg://nobody@127.0.0.1:{restartable_port()}/db"):
         ran.append(True)
     assert ran == [True]
+
+
+def _hold_dataset_row(url: str, experiment_id: str, name: str, digest: str):
+    """Another writer's insert of dataset (name, digest), not yet committed: a connection of its own that
+    holds the row (and, on SQLite, the database's write lock) until the caller commits it."""
+    row = (uuid.uuid4().hex, int(experiment_id), name, digest, "local", "{}", None, "{}")
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return conn
+    import psycopg
+
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    conn.execute("INSERT INTO datasets VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+    return conn
+
+
+def _inserting_dataset(thread) -> bool:
+    """Whether ``thread`` is inside SQLAlchemy's execute of an INSERT into datasets (waiting on the other
+    writer's row, since nothing else keeps it there)."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        statement = str(frame.f_locals.get("statement", "")) if frame.f_code.co_name.startswith("do_execute") else ""
+        if statement.startswith("INSERT INTO datasets"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _race_for_a_new_dataset(client, url: str, experiment_id: str, log) -> Exception | None:
+    """``log(run_id, data)`` for a dataset the experiment has not seen, while another writer's insert of it
+    waits uncommitted: the call looks the dataset up (missing), then inserts it, and its insert waits
+    until the other commits. Returns what the call raised, or None."""
+    import threading
+
+    from mscm.tracking.datasets import DatasetInput
+
+    data = DatasetInput("sysu-test", uuid.uuid4().hex[:16], "/data/sysu", "sysu", "test", {"test_images": 1})
+    run_id = client.create_run(experiment_id).info.run_id
+    holder = _hold_dataset_row(url, experiment_id, data.name, data.digest)
+    raised: list[Exception] = []
+
+    def call():
+        try:
+            log(run_id, data)
+        except Exception as e:  # the outcome under test
+            raised.append(e)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not _inserting_dataset(thread) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _inserting_dataset(thread), "the call never reached its insert of the dataset"
+    holder.commit()
+    thread.join(timeout=60)
+    holder.close()
+    if not raised:
+        assert [d.dataset.digest for d in client.get_run(run_id).inputs.dataset_inputs] == [data.digest]
+    return raised[0] if raised else None
+
+
+@pytest.mark.parametrize("new_store", ["sqlite", "postgresql"], indirect=True)
+def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
+    """Two searches starting on one store both log the dataset to their parent runs at once (a fresh
+    clone's CI failed so in tests/test_stores_concurrent.py: "UNIQUE constraint failed: datasets..."). MLflow
+    alone loses that race; mscm.tracking.datasets.log_dataset calls again and links the row the other wrote."""
+    from mscm.tracking.datasets import lost_insert_race, mlflow_input
+    from mscm.tracking.mlflow_run import get_or_create_experiment
+    from mscm.tracking.store_open import open_client
+
+    client = open_client(new_store)
+    artifacts = None if new_store.startswith("sqlite") else str(tmp_path / "artifacts")  # a database is told
+    experiment_id = get_or_create_experiment(client, "mscm", new_store, artifacts)
+
+    # The same interleaving with MLflow's own call fails: the race is real, and this test sets it up.
+    lost = _race_for_a_new_dataset(
+        client, new_store, experiment_id, lambda run_id, data: client.log_inputs(run_id, [mlflow_input(data)])
+    )
+    assert lost is not None and lost_insert_race(lost), lost
+
+    from mscm.tracking.datasets import log_dataset
+
+    assert _race_for_a_new_dataset(client, new_store, experiment_id, lambda r, d: log_dataset(client, r, d)) is None

@@ -50,8 +50,8 @@ def describe_dataset(dataset: VIReIDDataset, val_identities: int = 0) -> Dataset
     )
 
 
-def log_dataset(client, run_id: str, data: DatasetInput) -> None:
-    """Record ``data`` as the run's training input (``MlflowClient.log_inputs``, what ``mlflow.log_input`` calls)."""
+def mlflow_input(data: DatasetInput):
+    """``data`` as MLflow's run input entity, tagged with its role."""
     from mlflow.entities import Dataset, InputTag
     from mlflow.entities import DatasetInput as MlflowDatasetInput
 
@@ -59,4 +59,34 @@ def log_dataset(client, run_id: str, data: DatasetInput) -> None:
     entity = Dataset(
         name=data.name, digest=data.digest, source_type="local", source=source, profile=json.dumps(data.profile)
     )
-    client.log_inputs(run_id, datasets=[MlflowDatasetInput(entity, tags=[InputTag(CONTEXT_TAG, CONTEXT)])])
+    return MlflowDatasetInput(entity, tags=[InputTag(CONTEXT_TAG, CONTEXT)])
+
+
+def log_dataset(client, run_id: str, data: DatasetInput) -> None:
+    """Record ``data`` as the run's training input (``MlflowClient.log_inputs``, what ``mlflow.log_input`` calls)."""
+    try:
+        client.log_inputs(run_id, datasets=[mlflow_input(data)])
+    except Exception as e:
+        if not lost_insert_race(e):
+            raise
+        client.log_inputs(run_id, datasets=[mlflow_input(data)])  # the other writer's row is there now
+
+
+def lost_insert_race(error: Exception) -> bool:
+    """Whether ``log_inputs`` failed because another writer inserted the same dataset first.
+
+    MLflow's SQL store looks the dataset up and inserts it if missing, in one transaction but not
+    atomically: two runs of one experiment logging a dataset it has not seen (two searches starting on one
+    store) can both miss it, and the second insert breaks the key (experiment, name, digest). Its
+    transaction is rolled back, so calling again finds the row and links it. The database's words, as the
+    SQL store or a tracking server passes them on, for MLflow's key ``dataset_pk``.
+    """
+    text = str(error)
+    return any(words in text for words in _DUPLICATE_DATASET)
+
+
+_DUPLICATE_DATASET = (
+    "UNIQUE constraint failed: datasets.",  # SQLite
+    'violates unique constraint "dataset_pk"',  # PostgreSQL
+    "for key 'datasets.PRIMARY'",  # MySQL 8 (not run here)
+)
