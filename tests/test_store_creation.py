@@ -232,7 +232,7 @@ def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
     """Two searches starting on one store both log the dataset to their parent runs at once (a fresh
     clone's CI failed so in tests/test_stores_concurrent.py: "UNIQUE constraint failed: datasets..."). MLflow
     alone loses that race; mscm.tracking.datasets.log_dataset calls again and links the row the other wrote."""
-    from mscm.tracking.datasets import lost_insert_race, mlflow_input
+    from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
     from mscm.tracking.mlflow_run import get_or_create_experiment
     from mscm.tracking.store_open import open_client
 
@@ -245,7 +245,4 @@ def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
         client, new_store, experiment_id, lambda run_id, data: client.log_inputs(run_id, [mlflow_input(data)])
     )
     assert lost is not None and lost_insert_race(lost), lost
-
-    from mscm.tracking.datasets import log_dataset
-
     assert _race_for_a_new_dataset(client, new_store, experiment_id, lambda r, d: log_dataset(client, r, d)) is None

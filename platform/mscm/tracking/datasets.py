@@ -64,12 +64,13 @@ def mlflow_input(data: DatasetInput):
 
 def log_dataset(client, run_id: str, data: DatasetInput) -> None:
     """Record ``data`` as the run's training input (``MlflowClient.log_inputs``, what ``mlflow.log_input`` calls)."""
+    inputs = [mlflow_input(data)]
     try:
-        client.log_inputs(run_id, datasets=[mlflow_input(data)])
+        client.log_inputs(run_id, datasets=inputs)
     except Exception as e:
         if not lost_insert_race(e):
             raise
-        client.log_inputs(run_id, datasets=[mlflow_input(data)])  # the other writer's row is there now
+        client.log_inputs(run_id, datasets=inputs)  # the other writer's row is there now
 
 
 def lost_insert_race(error: Exception) -> bool:
