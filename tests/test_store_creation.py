@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from mlflow_servers import MlflowServer
 from pg_server import PostgresServer, why_no_postgres
 from processes import child_env
 
@@ -194,10 +195,11 @@ def _inserting_dataset(thread) -> bool:
     return False
 
 
-def _race_for_a_new_dataset(client, url: str, experiment_id: str, log) -> Exception | None:
+def _race_for_a_new_dataset(client, url: str, experiment_id: str, log, inserting=None) -> Exception | None:
     """``log(run_id, data)`` for a dataset the experiment has not seen, while another writer's insert of it
-    waits uncommitted: the call looks the dataset up (missing), then inserts it, and its insert waits
-    until the other commits. Returns what the call raised, or None."""
+    waits uncommitted in the database at ``url``: the call looks the dataset up (missing), then inserts it,
+    and its insert waits until the other commits. ``inserting(thread)`` says when the call's insert waits
+    (default: the calling thread's own frames). Returns what the call raised, or None."""
     import threading
 
     from mscm.tracking.datasets import DatasetInput
@@ -216,9 +218,10 @@ def _race_for_a_new_dataset(client, url: str, experiment_id: str, log) -> Except
     thread = threading.Thread(target=call)
     thread.start()
     deadline = time.monotonic() + 60
-    while not _inserting_dataset(thread) and thread.is_alive() and time.monotonic() < deadline:
+    inserting = inserting or _inserting_dataset
+    while not inserting(thread) and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _inserting_dataset(thread), "the call never reached its insert of the dataset"
+    assert inserting(thread), "the call never reached its insert of the dataset"
     holder.commit()
     thread.join(timeout=60)
     holder.close()
@@ -246,3 +249,49 @@ def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
     )
     assert lost is not None and lost_insert_race(lost), lost
     assert _race_for_a_new_dataset(client, new_store, experiment_id, lambda r, d: log_dataset(client, r, d)) is None
+
+
+def _server_inserting_dataset(url: str):
+    """Whether a PostgreSQL session other than ours waits on a lock in an INSERT into datasets: a tracking
+    server's insert, held by the other writer's row (the call's thread is only waiting on HTTP)."""
+    import psycopg
+
+    def inserting(thread) -> bool:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO datasets%%'"
+            ).fetchone()
+        return row[0] > 0
+
+    return inserting
+
+
+def test_two_writers_of_one_new_dataset_through_a_tracking_server_both_link_it(postgres, tmp_path, monkeypatch):
+    """The same race on a team's set-up: the searches log through a real `mlflow server` on PostgreSQL. The
+    server's insert loses, and what it answers (BAD_REQUEST with the database's words) is still
+    recognised, so log_dataset links the row the other writer made."""
+    from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
+    from mscm.tracking.mlflow_run import get_or_create_experiment
+    from mscm.tracking.store_open import open_client
+
+    for name, value in postgres.client_env().items():
+        monkeypatch.setenv(name, value)
+    database = f"served_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(database)
+    server = MlflowServer(tmp_path / "server", backend=postgres.url(database), env=postgres.client_env()).start()
+    try:
+        client = open_client(server.url)
+        experiment_id = get_or_create_experiment(client, "mscm", server.url, None)
+        db_url, inserting = postgres.url(database), _server_inserting_dataset(postgres.url(database))
+        lost = _race_for_a_new_dataset(
+            client, db_url, experiment_id, lambda r, d: client.log_inputs(r, [mlflow_input(d)]), inserting
+        )
+        assert lost is not None and lost_insert_race(lost), lost
+
+        def linked(run_id, data):
+            log_dataset(client, run_id, data)
+
+        assert _race_for_a_new_dataset(client, db_url, experiment_id, linked, inserting) is None
+    finally:
+        server.stop()
