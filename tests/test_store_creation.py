@@ -260,7 +260,7 @@ def _server_inserting_dataset(url: str):
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO datasets%%'"
+                " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO datasets%'"
             ).fetchone()
         return row[0] > 0
 
