@@ -252,8 +252,9 @@ def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
 
 
 def _server_inserting_dataset(url: str):
-    """Whether a PostgreSQL session other than ours waits on a lock in an INSERT into datasets: a tracking
-    server's insert, held by the other writer's row (the call's thread is only waiting on HTTP)."""
+    """The ``inserting`` check for a call through a tracking server: whether a session of the database at
+    ``url`` waits on a lock in an INSERT into datasets, the server's insert held by the other writer's row
+    (the call's own thread only waits on HTTP)."""
     import psycopg
 
     def inserting(thread) -> bool:
