@@ -178,9 +178,14 @@ def _hold_dataset_row(url: str, experiment_id: str, name: str, digest: str):
         return conn
     import psycopg
 
-    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    conn = psycopg.connect(_libpq_url(url))
     conn.execute("INSERT INTO datasets VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
     return conn
+
+
+def _libpq_url(url: str) -> str:
+    """A store's SQLAlchemy URL as psycopg connects to it (the password from PGPASSWORD, as the store's)."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def _inserting_dataset(thread) -> bool:
@@ -230,25 +235,34 @@ def _race_for_a_new_dataset(client, url: str, experiment_id: str, log, inserting
     return raised[0] if raised else None
 
 
+def _mlflow_loses_and_log_dataset_links(client, url: str, experiment_id: str, inserting=None) -> None:
+    """The race run twice: MLflow's own ``log_inputs`` must fail with the duplicate (so the race is real and
+    set up), and mscm's ``log_dataset`` must link the row the other writer made."""
+    from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
+
+    def mlflow_alone(run_id, data):
+        client.log_inputs(run_id, [mlflow_input(data)])
+
+    def mscm(run_id, data):
+        log_dataset(client, run_id, data)
+
+    lost = _race_for_a_new_dataset(client, url, experiment_id, mlflow_alone, inserting)
+    assert lost is not None and lost_insert_race(lost), lost
+    assert _race_for_a_new_dataset(client, url, experiment_id, mscm, inserting) is None
+
+
 @pytest.mark.parametrize("new_store", ["sqlite", "postgresql"], indirect=True)
 def test_two_writers_of_one_new_dataset_both_link_it(new_store, tmp_path):
     """Two searches starting on one store both log the dataset to their parent runs at once (a fresh
     clone's CI failed so in tests/test_stores_concurrent.py: "UNIQUE constraint failed: datasets..."). MLflow
     alone loses that race; mscm.tracking.datasets.log_dataset calls again and links the row the other wrote."""
-    from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
     from mscm.tracking.mlflow_run import get_or_create_experiment
     from mscm.tracking.store_open import open_client
 
     client = open_client(new_store)
     artifacts = None if new_store.startswith("sqlite") else str(tmp_path / "artifacts")  # a database is told
     experiment_id = get_or_create_experiment(client, "mscm", new_store, artifacts)
-
-    # The same interleaving with MLflow's own call fails: the race is real, and this test sets it up.
-    lost = _race_for_a_new_dataset(
-        client, new_store, experiment_id, lambda run_id, data: client.log_inputs(run_id, [mlflow_input(data)])
-    )
-    assert lost is not None and lost_insert_race(lost), lost
-    assert _race_for_a_new_dataset(client, new_store, experiment_id, lambda r, d: log_dataset(client, r, d)) is None
+    _mlflow_loses_and_log_dataset_links(client, new_store, experiment_id)
 
 
 def _server_inserting_dataset(url: str):
@@ -258,7 +272,7 @@ def _server_inserting_dataset(url: str):
     import psycopg
 
     def inserting(thread) -> bool:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                 " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO datasets%'"
@@ -272,7 +286,6 @@ def test_two_writers_of_one_new_dataset_through_a_tracking_server_both_link_it(p
     """The same race on a team's set-up: the searches log through a real `mlflow server` on PostgreSQL. The
     server's insert loses, and what it answers (BAD_REQUEST with the database's words) is still
     recognised, so log_dataset links the row the other writer made."""
-    from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
     from mscm.tracking.mlflow_run import get_or_create_experiment
     from mscm.tracking.store_open import open_client
 
@@ -284,15 +297,7 @@ def test_two_writers_of_one_new_dataset_through_a_tracking_server_both_link_it(p
     try:
         client = open_client(server.url)
         experiment_id = get_or_create_experiment(client, "mscm", server.url, None)
-        db_url, inserting = postgres.url(database), _server_inserting_dataset(postgres.url(database))
-        lost = _race_for_a_new_dataset(
-            client, db_url, experiment_id, lambda r, d: client.log_inputs(r, [mlflow_input(d)]), inserting
-        )
-        assert lost is not None and lost_insert_race(lost), lost
-
-        def linked(run_id, data):
-            log_dataset(client, run_id, data)
-
-        assert _race_for_a_new_dataset(client, db_url, experiment_id, linked, inserting) is None
+        db_url = postgres.url(database)
+        _mlflow_loses_and_log_dataset_links(client, db_url, experiment_id, _server_inserting_dataset(db_url))
     finally:
         server.stop()
