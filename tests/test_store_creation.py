@@ -200,7 +200,9 @@ def _inserting_dataset(thread) -> bool:
     return False
 
 
-def _race_for_a_new_dataset(client, url: str, experiment_id: str, log, inserting=None) -> Exception | None:
+def _race_for_a_new_dataset(
+    client, url: str, experiment_id: str, log, inserting=_inserting_dataset
+) -> Exception | None:
     """``log(run_id, data)`` for a dataset the experiment has not seen, while another writer's insert of it
     waits uncommitted in the database at ``url``: the call looks the dataset up (missing), then inserts it,
     and its insert waits until the other commits. ``inserting(thread)`` says when the call's insert waits
@@ -223,7 +225,6 @@ def _race_for_a_new_dataset(client, url: str, experiment_id: str, log, inserting
     thread = threading.Thread(target=call)
     thread.start()
     deadline = time.monotonic() + 60
-    inserting = inserting or _inserting_dataset
     while not inserting(thread) and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert inserting(thread), "the call never reached its insert of the dataset"
@@ -235,7 +236,7 @@ def _race_for_a_new_dataset(client, url: str, experiment_id: str, log, inserting
     return raised[0] if raised else None
 
 
-def _mlflow_loses_and_log_dataset_links(client, url: str, experiment_id: str, inserting=None) -> None:
+def _mlflow_loses_and_log_dataset_links(client, url: str, experiment_id: str, inserting=_inserting_dataset) -> None:
     """The race run twice: MLflow's own ``log_inputs`` must fail with the duplicate (so the race is real and
     set up), and mscm's ``log_dataset`` must link the row the other writer made."""
     from mscm.tracking.datasets import log_dataset, lost_insert_race, mlflow_input
@@ -293,11 +294,11 @@ def test_two_writers_of_one_new_dataset_through_a_tracking_server_both_link_it(p
         monkeypatch.setenv(name, value)
     database = f"served_{uuid.uuid4().hex[:12]}"
     postgres.create_database(database)
-    server = MlflowServer(tmp_path / "server", backend=postgres.url(database), env=postgres.client_env()).start()
+    db_url = postgres.url(database)
+    server = MlflowServer(tmp_path / "server", backend=db_url, env=postgres.client_env()).start()
     try:
         client = open_client(server.url)
         experiment_id = get_or_create_experiment(client, "mscm", server.url, None)
-        db_url = postgres.url(database)
         _mlflow_loses_and_log_dataset_links(client, db_url, experiment_id, _server_inserting_dataset(db_url))
     finally:
         server.stop()
